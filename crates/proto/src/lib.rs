@@ -1,0 +1,3 @@
+//! placeholder: design overview comes with the codec.
+pub mod string;
+pub mod topic;

@@ -1,0 +1,209 @@
+//! `MqttStr`: a UTF-8 Encoded String as MQTT defines it (§1.5.4), kept as a
+//! slice of the buffer it was decoded from.
+//!
+//! Decoding a PUBLISH must not allocate, so strings are not `String`s: they
+//! are `Bytes` that have been checked once to be well-formed UTF-8 without
+//! U+0000 (MQTT-1.5.4-1, MQTT-1.5.4-2). Rust's UTF-8 check already rejects
+//! surrogates, overlong forms and code points above U+10FFFF. A BOM is an
+//! ordinary character and is kept (MQTT-1.5.4-3).
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+
+use bytes::Bytes;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Longest string the two-byte length prefix can describe.
+pub const MAX_STRING_LEN: usize = 65_535;
+
+/// Why bytes are not an MQTT UTF-8 string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StringError {
+    /// Not well-formed UTF-8 (includes surrogates and overlong forms).
+    #[error("string is not well-formed UTF-8")]
+    InvalidUtf8,
+    /// Contains U+0000.
+    #[error("string contains U+0000")]
+    NullCharacter,
+    /// Longer than 65,535 bytes.
+    #[error("string is longer than 65535 bytes")]
+    TooLong,
+}
+
+/// A validated MQTT UTF-8 string that shares the buffer it came from.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MqttStr(Bytes);
+
+impl MqttStr {
+    /// The empty string.
+    pub const fn new() -> Self {
+        MqttStr(Bytes::new())
+    }
+
+    /// Validates `bytes` as an MQTT string without copying them.
+    pub fn from_bytes(bytes: Bytes) -> Result<Self, StringError> {
+        check(&bytes)?;
+        Ok(MqttStr(bytes))
+    }
+
+    /// A string from a `'static` literal (validated; use for constants).
+    pub fn from_static(s: &'static str) -> Result<Self, StringError> {
+        Self::from_bytes(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// The string as `&str`.
+    pub fn as_str(&self) -> &str {
+        // The constructor checked the bytes are UTF-8; this is a cheap
+        // re-check rather than `unsafe`, and never fails.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The underlying bytes (shared, not copied).
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// Consumes the string, giving back its bytes.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+}
+
+/// Checks MQTT-1.5.4-1 (well-formed, no surrogates), MQTT-1.5.4-2 (no U+0000)
+/// and the length limit of the two-byte prefix.
+pub fn check(bytes: &[u8]) -> Result<&str, StringError> {
+    if bytes.len() > MAX_STRING_LEN {
+        return Err(StringError::TooLong);
+    }
+    let s = std::str::from_utf8(bytes).map_err(|_| StringError::InvalidUtf8)?;
+    if bytes.contains(&0) {
+        return Err(StringError::NullCharacter);
+    }
+    Ok(s)
+}
+
+impl TryFrom<&str> for MqttStr {
+    type Error = StringError;
+    fn try_from(s: &str) -> Result<Self, StringError> {
+        Self::from_bytes(Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+
+impl TryFrom<String> for MqttStr {
+    type Error = StringError;
+    fn try_from(s: String) -> Result<Self, StringError> {
+        Self::from_bytes(Bytes::from(s))
+    }
+}
+
+impl Deref for MqttStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for MqttStr {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for MqttStr {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Hash for MqttStr {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must agree with `str`'s hash for `Borrow<str>` lookups.
+        self.as_str().hash(state)
+    }
+}
+
+impl PartialEq<str> for MqttStr {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for MqttStr {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Debug for MqttStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for MqttStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for MqttStr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for MqttStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        MqttStr::try_from(s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(b: &'static [u8]) -> Result<MqttStr, StringError> {
+        MqttStr::from_bytes(Bytes::from_static(b))
+    }
+
+    #[test]
+    fn surrogates_and_overlong_forms_are_rejected() {
+        // MQTT-1.5.4-1; catalogue U1, U2, U4, U5.
+        for bad in [
+            &b"\xC0\xAF"[..],
+            b"\xE0\x80\xAF",
+            b"\xED\xA0\x80",
+            b"a\xE2\x82",
+            b"\xF4\x90\x80\x80",
+            b"\xF5",
+            b"\xFF",
+        ] {
+            assert_eq!(from(bad), Err(StringError::InvalidUtf8), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn null_character_is_rejected() {
+        // MQTT-1.5.4-2; catalogue U3.
+        assert_eq!(from(b"a\0b"), Err(StringError::NullCharacter));
+    }
+
+    #[test]
+    fn byte_order_mark_is_kept_not_stripped() {
+        // MQTT-1.5.4-3; catalogue U6.
+        let s = from(b"\xEF\xBB\xBFtopic").expect("BOM is valid");
+        assert_eq!(s.as_str(), "\u{FEFF}topic");
+        assert_ne!(s.as_str(), "topic");
+    }
+
+    #[test]
+    fn strings_over_65535_bytes_are_rejected() {
+        let long = "a".repeat(MAX_STRING_LEN + 1);
+        assert_eq!(MqttStr::try_from(long.as_str()), Err(StringError::TooLong));
+        assert!(MqttStr::try_from(&long[1..]).is_ok());
+    }
+}

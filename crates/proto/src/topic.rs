@@ -1,0 +1,1 @@
+//! Topics (being written).
