@@ -6,6 +6,9 @@ Run from the repository root:
     python3 docs/gen-spec-coverage.py            # (re)write docs/spec-coverage.md
     python3 docs/gen-spec-coverage.py --check    # exit 1 if docs/spec-coverage.md is stale
 
+Exit status: 0 on success, 1 when --check finds the page out of date, 2 on bad
+input (missing spec file, spec-scope.tsv not matching the spec rows, ...).
+
 Inputs:
   * ../shared/spec/normative-statements.tsv (relative to the repo root; override
     with --spec PATH): version, id, section, statement for every numbered
@@ -17,7 +20,8 @@ Inputs:
 
 Attribution of a citation to a test:
   * A citation in a comment block directly above a function (only comments,
-    attributes or decorators between them) belongs to that function; otherwise
+    attributes or decorators between them, no blank line; Rust inner docs
+    `//!` excluded) belongs to that function; otherwise
     it belongs to the innermost function whose body contains it.
   * In Rust files outside a tests/ directory and outside fuzz/, that function
     must be a test: marked #[test] (or #[tokio::test], #[rstest],
@@ -77,38 +81,47 @@ RUST_TEST_ATTR = re.compile(
 # Reading the TSV inputs
 
 
+def die(message):
+    """Input errors exit with 2, so --check's 1 always means "out of date"."""
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+
 def read_tsv(path):
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     if not rows:
-        sys.exit(f"error: {path} is empty")
+        die(f"error: {path} is empty")
     header, body = rows[0], [r for r in rows[1:] if r]
+    for n, r in enumerate(body, start=2):
+        if len(r) < len(header):
+            die(f"error: {path} line {n}: {len(r)} fields, expected {len(header)}")
     return header, body
 
 
 def load(spec_path):
     header, spec_rows = read_tsv(spec_path)
     if header[:3] != ["version", "id", "section"]:
-        sys.exit(f"error: unexpected header in {spec_path}: {header}")
+        die(f"error: unexpected header in {spec_path}: {header}")
     sheader, scope_rows = read_tsv(os.path.join(ROOT, SCOPE_FILE))
     if sheader != ["version", "id", "scope"]:
-        sys.exit(f"error: unexpected header in {SCOPE_FILE}: {sheader}")
+        die(f"error: unexpected header in {SCOPE_FILE}: {sheader}")
     if len(scope_rows) != len(spec_rows):
-        sys.exit(
+        die(
             f"error: {SCOPE_FILE} has {len(scope_rows)} rows, "
             f"{spec_path} has {len(spec_rows)}"
         )
     statements = []
     for n, (s, c) in enumerate(zip(spec_rows, scope_rows), start=2):
         if (s[0], s[1]) != (c[0], c[1]):
-            sys.exit(
+            die(
                 f"error: {SCOPE_FILE} line {n} is {c[0]} {c[1]}, "
                 f"expected {s[0]} {s[1]} (same order as the spec TSV)"
             )
         if c[2] not in SCOPES:
-            sys.exit(f"error: {SCOPE_FILE} line {n}: unknown scope {c[2]!r}")
+            die(f"error: {SCOPE_FILE} line {n}: unknown scope {c[2]!r}")
         if s[0] not in VERSIONS:
-            sys.exit(f"error: {spec_path}: unknown version {s[0]!r}")
+            die(f"error: {spec_path}: unknown version {s[0]!r}")
         statements.append({"version": s[0], "id": s[1], "section": s[2], "scope": c[2]})
     return statements
 
@@ -208,7 +221,7 @@ def blank_out(text, lang):
 
 FN_PATTERNS = {
     "rust": re.compile(
-        r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:(?:const|async|unsafe|extern\s+\"[^\"]*\")\s+)*fn\s+([A-Za-z_]\w*)"
+        r"^\s*(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?(?:(?:const|async|unsafe|extern\s+\"[^\"]*\")\s+)*fn\s+([A-Za-z_]\w*)"
     ),
     "py": re.compile(r"^(\s*)(?:async\s+)?def\s+([A-Za-z_]\w*)"),
     "js": re.compile(
@@ -223,23 +236,32 @@ def lang_of(path):
     return {".rs": "rust", ".py": "py", ".js": "js", ".sh": "sh"}[os.path.splitext(path)[1]]
 
 
-def is_comment_or_attr(line, lang):
+def is_comment(line, lang):
     s = line.strip()
     if lang in ("rust", "js"):
-        return (
-            s.startswith(("//", "/*"))
-            or re.match(r"\*(?:\s|/|$)", s) is not None
-            or (lang == "rust" and s.startswith("#["))
-        )
-    if lang == "py":
-        return s.startswith(("#", "@"))
+        return s.startswith(("//", "/*")) or re.match(r"\*(?:\s|/|$)", s) is not None
     return s.startswith("#")
+
+
+def is_attr(line, lang):
+    """An attribute (Rust) or decorator (Python) line that is not itself a
+    function declaration such as `#[test] fn x() {}`."""
+    s = line.strip()
+    if lang == "rust":
+        return s.startswith("#[") and not FN_PATTERNS["rust"].match(line)
+    if lang == "py":
+        return s.startswith("@")
+    return False
+
+
+def is_comment_or_attr(line, lang):
+    return is_comment(line, lang) or is_attr(line, lang)
 
 
 def brace_end(code_lines, start):
     """Index of the line closing the block opened at or after line `start`,
     or None if a ';' ends the item first or the braces never balance."""
-    depth, opened = 0, False
+    depth, opened, nest = 0, False, 0
     for k in range(start, len(code_lines)):
         for ch in code_lines[k]:
             if ch == "{":
@@ -248,7 +270,11 @@ def brace_end(code_lines, start):
                 depth -= 1
                 if opened and depth == 0:
                     return k
-            elif ch == ";" and not opened:
+            elif not opened and ch in "([":
+                nest += 1
+            elif not opened and ch in ")]":
+                nest -= 1
+            elif ch == ";" and not opened and nest <= 0:
                 return k
     return None
 
@@ -266,14 +292,21 @@ def functions(path, lines, lang):
             name, indent = m.group(2), len(m.group(1).expandtabs())
             end = k
             for j in range(k + 1, len(lines)):
-                s = lines[j]
-                if not s.strip():
+                raw, c = lines[j], code[j]
+                if not raw.strip():
                     continue
-                ind = len(s) - len(s.lstrip())
-                if ind <= indent and not s.strip().startswith("#"):
+                if raw.strip().startswith("#"):
+                    # A comment indented like the body belongs to it; one at
+                    # the def's level neither ends the body nor extends it.
+                    if len(raw) - len(raw.lstrip()) > indent:
+                        end = j
+                    continue
+                if not c.strip():
+                    end = j  # inside a string literal that started in the body
+                    continue
+                if len(c) - len(c.lstrip()) <= indent:
                     break
-                if ind > indent:
-                    end = j
+                end = j
             fns.append({"name": name, "start": k, "end": end})
             continue
         if lang == "rust":
@@ -300,7 +333,9 @@ def functions(path, lines, lang):
         for f in fns:
             attrs = []
             j = f["start"] - 1
-            while j >= 0 and (is_comment_or_attr(lines[j], lang) or lines[j].strip().endswith(")]")):
+            while j >= 0 and not FN_PATTERNS["rust"].match(code[j]) and (
+                is_comment_or_attr(lines[j], lang) or lines[j].strip().endswith(")]")
+            ):
                 attrs.append(lines[j])
                 j -= 1
             attrs.append(lines[f["start"]])
@@ -320,7 +355,8 @@ def is_test_file(path):
 
 def owner_of(k, lines, fns, lang):
     """Function a citation on line k belongs to, or None."""
-    if is_comment_or_attr(lines[k], lang):
+    inner_doc = lang == "rust" and lines[k].strip().startswith(("//!", "/*!"))
+    if is_comment(lines[k], lang) and not inner_doc:
         j = k + 1
         while j < len(lines) and is_comment_or_attr(lines[j], lang):
             j += 1
@@ -408,7 +444,8 @@ def render(statements, cover, problems, spec_arg):
     w("How this page is made:")
     w("")
     w(f"* Generated by `python3 {SCRIPT}` run from the repository root; "
-      f"`python3 {SCRIPT} --check` exits 1 when this page is out of date.")
+      f"`python3 {SCRIPT} --check` exits 1 when this page is out of date "
+      "(2 on bad input, e.g. `spec-scope.tsv` not matching the statements).")
     w(f"* Statements come from `{spec_arg}` (option `--spec PATH`); the layer of "
       f"each statement comes from [`spec-scope.tsv`](spec-scope.tsv): `codec` "
       "(packet format, encoding, topic syntax and matching), `flow` (per-connection "
@@ -492,7 +529,7 @@ def main():
     spec_arg = DEFAULT_SPEC.replace(os.sep, "/")
     spec_path = os.path.abspath(args.spec) if args.spec else os.path.join(ROOT, DEFAULT_SPEC)
     if not os.path.isfile(spec_path):
-        sys.exit(f"error: {spec_path} not found (use --spec PATH)")
+        die(f"error: {spec_path} not found (use --spec PATH)")
     statements = load(spec_path)
     defined = {(st["version"], st["id"]) for st in statements}
     cover, problems, counts = scan(defined)

@@ -1,6 +1,7 @@
 //! placeholder overview
 pub mod codec;
 pub mod error;
+pub mod flow;
 pub mod properties;
 pub mod reason;
 pub mod string;

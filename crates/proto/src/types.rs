@@ -83,6 +83,9 @@ impl QoS {
 pub struct PacketId(NonZeroU16);
 
 impl PacketId {
+    /// Packet identifier 1.
+    pub const MIN: PacketId = PacketId(NonZeroU16::MIN);
+
     /// `None` for zero, which is not a packet identifier.
     pub const fn new(value: u16) -> Option<PacketId> {
         match NonZeroU16::new(value) {

@@ -1,0 +1,153 @@
+//! What the application sends: messages (the sending half of QoS 1 and 2),
+//! acknowledgements of received messages, and other packets.
+
+use super::{Connection, Outbound, State};
+use crate::codec::{Ack, Disconnect, Publish};
+use crate::error::{Error, Misuse};
+use crate::properties::Properties;
+use crate::{Packet, PacketId, QoS, ReasonCode};
+
+impl Connection {
+    /// Sends an application message. QoS 1/2 messages get a packet
+    /// identifier (returned) and are kept in the session until acknowledged.
+    ///
+    /// Fails without sending when the connection is not open, the inflight
+    /// window is full ([`Misuse::InflightFull`]: wait for `Delivered`), the
+    /// peer does not support the QoS or RETAIN, or the packet exceeds the
+    /// peer's Maximum Packet Size (MQTT-3.1.2-24; a server treats that
+    /// message as delivered, MQTT-3.1.2-25).
+    pub fn publish(&mut self, mut publish: Publish) -> Result<Option<PacketId>, Error> {
+        self.check_can_send(&publish)?;
+        publish.dup = false;
+        publish.packet_id = None;
+        if publish.qos == QoS::AtMostOnce {
+            self.transmit_publish(publish);
+            return Ok(None);
+        }
+        if self.send_quota() == 0 {
+            return Err(Misuse::InflightFull.into());
+        }
+        let control = &self.control_ids;
+        let id = self.session.allocate_id(|id| control.contains(&id))?;
+        publish.packet_id = Some(id);
+        let entry = match publish.qos {
+            QoS::AtLeastOnce => Outbound::AwaitPubAck(publish.clone()),
+            _ => Outbound::AwaitPubRec(publish.clone()),
+        };
+        self.session.push(entry);
+        self.transmit_publish(publish);
+        Ok(Some(id))
+    }
+
+    fn check_can_send(&self, publish: &Publish) -> Result<(), Misuse> {
+        if self.state != State::Open {
+            return Err(Misuse::InvalidState(
+                "publish before the connection is open",
+            ));
+        }
+        // MQTT-3.2.2-11 / MQTT-3.2.2-14 (5.0): stay within what the server supports.
+        if publish.qos > self.peer.maximum_qos {
+            return Err(Misuse::InvalidValue("QoS above the peer's Maximum QoS"));
+        }
+        if publish.retain && !self.peer.retain_available {
+            return Err(Misuse::InvalidValue(
+                "RETAIN while the peer has no Retain Available",
+            ));
+        }
+        let size = Packet::Publish(publish.clone()).encoded_len(self.protocol);
+        let max = self.peer.maximum_packet_size;
+        if size > max as usize {
+            return Err(Misuse::ExceedsPeerMaximum { size, max });
+        }
+        Ok(())
+    }
+
+    /// Queues a PUBLISH, applying a topic alias when the peer allows them.
+    pub(super) fn transmit_publish(&mut self, mut publish: Publish) {
+        if self.protocol.is_v5() {
+            let size = Packet::Publish(publish.clone()).encoded_len(self.protocol);
+            // Setting an alias adds 3 bytes; never let that cross the limit.
+            let room = size + 3 <= self.peer.maximum_packet_size as usize;
+            self.outbound_aliases.apply(&mut publish, room);
+        }
+        self.transmit.push_back(Packet::Publish(publish));
+    }
+
+    /// Acknowledges a received QoS 1/2 message once the application has
+    /// taken responsibility for it: PUBACK for QoS 1, PUBREC for QoS 2.
+    /// An error `reason_code` (v5) refuses it; a refused QoS 2 message is
+    /// not recorded, so the exchange ends there.
+    pub fn ack(&mut self, packet_id: PacketId, reason_code: ReasonCode) -> Result<(), Misuse> {
+        let index = self
+            .awaiting_app_ack
+            .iter()
+            .position(|&(id, _)| id == packet_id)
+            .ok_or(Misuse::InvalidState("ack for a message not awaiting one"))?;
+        let (_, qos) = self.awaiting_app_ack.swap_remove(index);
+        if self.state == State::Closed {
+            return Ok(());
+        }
+        let reason_code = if self.protocol.is_v5() {
+            reason_code
+        } else {
+            ReasonCode::SUCCESS
+        };
+        let ack = Ack::with_code(packet_id, reason_code);
+        if qos == QoS::AtLeastOnce {
+            self.transmit.push_back(Packet::PubAck(ack));
+            return Ok(());
+        }
+        if !reason_code.is_error() {
+            // From here until PUBREL, a PUBLISH with this identifier is a
+            // duplicate (MQTT-4.3.3-10 in 5.0).
+            self.session.record_inbound_qos2(packet_id);
+        }
+        self.transmit.push_back(Packet::PubRec(ack));
+        Ok(())
+    }
+
+    /// Reserves a packet identifier for a SUBSCRIBE or UNSUBSCRIBE; it is
+    /// free again when the SUBACK / UNSUBACK arrives.
+    pub fn allocate_packet_id(&mut self) -> Result<PacketId, Misuse> {
+        let control = &self.control_ids;
+        let id = self.session.allocate_id(|id| control.contains(&id))?;
+        self.control_ids.insert(id);
+        Ok(id)
+    }
+
+    /// Sends a packet that has no exchange to track here: SUBSCRIBE and
+    /// UNSUBSCRIBE (with an identifier from `allocate_packet_id`), SUBACK,
+    /// UNSUBACK, AUTH. Use [`Connection::publish`], [`Connection::ack`],
+    /// [`Connection::disconnect`] for the others.
+    pub fn send(&mut self, packet: Packet) -> Result<(), Misuse> {
+        let allowed = match (&packet, self.is_server()) {
+            (Packet::Subscribe(_) | Packet::Unsubscribe(_), false) => true,
+            (Packet::SubAck(_) | Packet::UnsubAck(_), true) => true,
+            (Packet::Auth(_), _) => self.protocol.is_v5(),
+            _ => false,
+        };
+        if !allowed || self.state == State::Closed {
+            return Err(Misuse::InvalidState(
+                "this packet cannot be sent with send() now",
+            ));
+        }
+        self.transmit.push_back(packet);
+        Ok(())
+    }
+
+    /// Ends the connection with DISCONNECT (in v3 the reason code and
+    /// properties are not sent).
+    pub fn disconnect(&mut self, reason_code: ReasonCode, properties: Properties) {
+        if self.state == State::Closed {
+            return;
+        }
+        if self.state == State::Open || !self.is_server() {
+            let disconnect = Disconnect {
+                reason_code,
+                properties,
+            };
+            self.transmit.push_back(Packet::Disconnect(disconnect));
+        }
+        self.state = State::Closed;
+    }
+}
