@@ -46,7 +46,9 @@ pub const MAX_PACKET_SIZE: u32 = 1 + 4 + MAX_VARINT;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)] // the names are the spec's
 pub enum Packet {
-    Connect(Connect),
+    /// Boxed: with two property sets it is twice the size of the others,
+    /// and it comes once per connection.
+    Connect(Box<Connect>),
     ConnAck(ConnAck),
     Publish(Publish),
     PubAck(Ack),
@@ -141,7 +143,7 @@ pub fn decode(
 fn decode_body(h: FixedHeader, r: Reader, protocol: Protocol) -> Result<Packet, Error> {
     use PacketType as T;
     Ok(match h.kind {
-        T::Connect => Packet::Connect(Connect::decode(r)?),
+        T::Connect => Packet::Connect(Box::new(Connect::decode(r)?)),
         T::ConnAck => Packet::ConnAck(ConnAck::decode(r, protocol)?),
         T::Publish => Packet::Publish(Publish::decode(r, h.flags, protocol)?),
         T::PubAck => Packet::PubAck(Ack::decode(r, protocol, h.kind)?),

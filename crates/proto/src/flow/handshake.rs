@@ -11,7 +11,7 @@ use crate::{Packet, Protocol, ReasonCode};
 
 impl Connection {
     /// Server: the first packet, CONNECT.
-    pub(super) fn on_connect(&mut self, connect: Connect) {
+    pub(super) fn on_connect(&mut self, connect: Box<Connect>) {
         self.protocol = connect.protocol;
         self.keep_alive = Duration::from_secs(connect.keep_alive.into());
         self.peer.apply_announced(&connect.properties);
@@ -21,7 +21,7 @@ impl Connection {
         self.clean_start = connect.clean_start;
         self.connect_deadline = None;
         self.state = State::AwaitAccept;
-        self.events.push_back(Event::Connect(Box::new(connect)));
+        self.events.push_back(Event::Connect(connect));
     }
 
     /// Server: accepts the client with `connack` (its reason code must be

@@ -229,7 +229,7 @@ impl Connection {
         conn.inbound_aliases =
             alias::Inbound::new(connect.properties.topic_alias_maximum.unwrap_or(0));
         conn.last_received = Some(now);
-        conn.transmit.push_back(Packet::Connect(connect));
+        conn.transmit.push_back(Packet::Connect(Box::new(connect)));
         conn
     }
 
