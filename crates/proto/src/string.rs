@@ -13,6 +13,7 @@ use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Longest string the two-byte length prefix can describe.
@@ -35,18 +36,27 @@ pub enum StringError {
 
 /// A validated MQTT UTF-8 string that shares the buffer it came from.
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct MqttStr(Bytes);
+pub struct MqttStr(ByteString);
 
 impl MqttStr {
     /// The empty string.
     pub const fn new() -> Self {
-        MqttStr(Bytes::new())
+        MqttStr(ByteString::from_static(""))
     }
 
-    /// Validates `bytes` as an MQTT string without copying them.
+    /// Validates `bytes` as an MQTT string without copying them:
+    /// MQTT-1.5.4-1 (well-formed UTF-8, so no surrogates or overlong forms),
+    /// MQTT-1.5.4-2 (no U+0000) and the two-byte length prefix. The UTF-8
+    /// check happens once, here; `as_str` is free afterwards.
     pub fn from_bytes(bytes: Bytes) -> Result<Self, StringError> {
-        check(&bytes)?;
-        Ok(MqttStr(bytes))
+        if bytes.len() > MAX_STRING_LEN {
+            return Err(StringError::TooLong);
+        }
+        let s = ByteString::try_from(bytes).map_err(|_| StringError::InvalidUtf8)?;
+        if s.as_bytes().contains(&0) {
+            return Err(StringError::NullCharacter);
+        }
+        Ok(MqttStr(s))
     }
 
     /// A string from a `'static` literal (validated; use for constants).
@@ -56,33 +66,18 @@ impl MqttStr {
 
     /// The string as `&str`.
     pub fn as_str(&self) -> &str {
-        // The constructor checked the bytes are UTF-8; this is a cheap
-        // re-check rather than `unsafe`, and never fails.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        &self.0
     }
 
     /// The underlying bytes (shared, not copied).
     pub fn as_bytes(&self) -> &Bytes {
-        &self.0
+        self.0.as_bytes()
     }
 
     /// Consumes the string, giving back its bytes.
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        self.0.into_bytes()
     }
-}
-
-/// Checks MQTT-1.5.4-1 (well-formed, no surrogates), MQTT-1.5.4-2 (no U+0000)
-/// and the length limit of the two-byte prefix.
-pub fn check(bytes: &[u8]) -> Result<&str, StringError> {
-    if bytes.len() > MAX_STRING_LEN {
-        return Err(StringError::TooLong);
-    }
-    let s = std::str::from_utf8(bytes).map_err(|_| StringError::InvalidUtf8)?;
-    if bytes.contains(&0) {
-        return Err(StringError::NullCharacter);
-    }
-    Ok(s)
 }
 
 impl TryFrom<&str> for MqttStr {
