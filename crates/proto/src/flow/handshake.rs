@@ -19,6 +19,8 @@ impl Connection {
         self.outbound_aliases = alias::Outbound::new(alias_max);
         self.session_expiry_zero = connect.properties.session_expiry_interval.unwrap_or(0) == 0;
         self.clean_start = connect.clean_start;
+        self.auth_method = connect.properties.authentication_method.clone();
+        self.problem_information = connect.properties.request_problem_information != Some(false);
         self.connect_deadline = None;
         self.state = State::AwaitAccept;
         self.events.push_back(Event::Connect(connect));
@@ -40,6 +42,15 @@ impl Connection {
                 Misuse::InvalidState("accept needs a pending CONNECT and a Success code").into(),
             );
         }
+        // MQTT-4.12.0-5, MQTT-4.12.0-6 (5.0): the CONNACK names the
+        // CONNECT's Authentication Method, or none if it had none.
+        if connack.properties.authentication_method != self.auth_method {
+            return Err(Misuse::InvalidValue(
+                "CONNACK Authentication Method differs from CONNECT's",
+            )
+            .into());
+        }
+        let reply = self.fit_to_peer(Packet::ConnAck(connack.clone()))?;
         self.local.apply_announced(&connack.properties);
         let alias_max = connack.properties.topic_alias_maximum.unwrap_or(0);
         self.inbound_aliases = alias::Inbound::new(alias_max);
@@ -48,7 +59,7 @@ impl Connection {
         }
         let resume = connack.session_present;
         self.session = if resume { session } else { SessionState::new() };
-        self.transmit.push_back(Packet::ConnAck(connack));
+        self.transmit.push_back(reply);
         self.state = State::Open;
         self.last_received = Some(now);
         if resume {
@@ -67,7 +78,8 @@ impl Connection {
                 "refuse needs a pending CONNECT and an error code",
             ));
         }
-        self.transmit.push_back(Packet::ConnAck(connack));
+        let reply = self.fit_to_peer(Packet::ConnAck(connack))?;
+        self.transmit.push_back(reply);
         self.state = State::Closed;
         Ok(())
     }
@@ -133,7 +145,10 @@ impl Connection {
         let code = error.reason_code();
         match (self.state, code) {
             (State::AwaitConnect, _) => self.refuse_connect(error),
-            (State::Open | State::AwaitAccept, Some(code)) if self.protocol.is_v5() => {
+            // MQTT-3.14.0-1 (5.0): a server sends no DISCONNECT before its
+            // CONNACK, so a fault while the application decides on CONNECT
+            // just closes.
+            (State::Open, Some(code)) if self.protocol.is_v5() => {
                 let disconnect = Disconnect::new(code);
                 self.transmit.push_back(Packet::Disconnect(disconnect));
             }

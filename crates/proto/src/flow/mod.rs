@@ -37,6 +37,7 @@ pub use session::{Outbound, SessionState};
 
 use crate::codec::{ConnAck, Connect, Disconnect, Publish, SubAck};
 use crate::codec::{Subscribe, Unsubscribe, MAX_PACKET_SIZE};
+use crate::string::MqttStr;
 use crate::{Packet, PacketId, Protocol, QoS, ReasonCode};
 
 /// Which end of the connection this is.
@@ -159,6 +160,11 @@ pub struct Connection {
     connect_deadline: Option<Instant>,
     /// Session Expiry of CONNECT was 0 (§3.14.2.2.2).
     session_expiry_zero: bool,
+    /// Authentication Method of CONNECT: enhanced authentication is in use
+    /// and every AUTH and the CONNACK carry this method (§4.12).
+    auth_method: Option<MqttStr>,
+    /// Server: the client's Request Problem Information (§3.1.2.11.7).
+    problem_information: bool,
     inbound_aliases: alias::Inbound,
     outbound_aliases: alias::Outbound,
     /// Inbound QoS 1/2 messages delivered but not yet acked by the application.
@@ -191,6 +197,8 @@ impl Connection {
             ping_sent: None,
             connect_deadline: None,
             session_expiry_zero: true,
+            auth_method: None,
+            problem_information: true,
             inbound_aliases: alias::Inbound::new(0),
             outbound_aliases: alias::Outbound::new(0),
             awaiting_app_ack: Vec::new(),
@@ -223,6 +231,7 @@ impl Connection {
         let mut conn = Connection::new(Role::Client, config, connect.protocol, State::AwaitConnAck);
         conn.session = session;
         conn.clean_start = connect.clean_start;
+        conn.auth_method = connect.properties.authentication_method.clone();
         conn.connect_deadline = conn.config.connect_timeout.map(|t| now + t);
         conn.keep_alive = Duration::from_secs(connect.keep_alive.into());
         conn.local.apply_announced(&connect.properties);

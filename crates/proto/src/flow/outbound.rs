@@ -123,16 +123,60 @@ impl Connection {
         let allowed = match (&packet, self.is_server()) {
             (Packet::Subscribe(_) | Packet::Unsubscribe(_), false) => true,
             (Packet::SubAck(_) | Packet::UnsubAck(_), true) => true,
-            (Packet::Auth(_), _) => self.protocol.is_v5(),
+            // MQTT-4.12.0-5, -6, -7, MQTT-4.12.1-1 (5.0): AUTH only with
+            // enhanced authentication, naming the CONNECT's method.
+            (Packet::Auth(auth), _) => {
+                let method = &auth.properties.authentication_method;
+                self.protocol.is_v5() && self.auth_method.is_some() && *method == self.auth_method
+            }
             _ => false,
         };
-        if !allowed || self.state == State::Closed {
+        if !allowed || !self.may_send_now(&packet) {
             return Err(Misuse::InvalidState(
                 "this packet cannot be sent with send() now",
             ));
         }
+        let packet = self.fit_to_peer(packet)?;
         self.transmit.push_back(packet);
         Ok(())
+    }
+
+    /// Whether `packet` may go out in the current state. Before its CONNACK
+    /// a server sends nothing but AUTH (MQTT-3.2.0-1), and so does a client
+    /// doing enhanced authentication until it gets one (MQTT-3.1.2-30).
+    fn may_send_now(&self, packet: &Packet) -> bool {
+        let auth = matches!(packet, Packet::Auth(_));
+        match self.state {
+            State::Open => true,
+            State::AwaitAccept => auth,
+            State::AwaitConnAck => auth || self.auth_method.is_none(),
+            State::AwaitConnect | State::Closed => false,
+        }
+    }
+
+    /// Makes `packet` fit what the peer accepts. The Reason String and User
+    /// Properties are optional, so they are left out rather than exceed the
+    /// peer's Maximum Packet Size (MQTT-3.2.2-19, -20, MQTT-3.9.2-1, -2,
+    /// MQTT-3.11.2-1, -2, MQTT-3.14.2-3, -4, MQTT-3.15.2-2, -3), and a
+    /// server leaves them out of all but CONNACK and DISCONNECT when the
+    /// client set Request Problem Information to 0 (MQTT-3.1.2-29).
+    pub(super) fn fit_to_peer(&self, mut packet: Packet) -> Result<Packet, Misuse> {
+        let max = self.peer.maximum_packet_size;
+        let size = packet.encoded_len(self.protocol);
+        let quiet = self.is_server()
+            && !self.problem_information
+            && !matches!(packet, Packet::ConnAck(_) | Packet::Disconnect(_));
+        if size > max as usize || quiet {
+            if let Some(properties) = diagnostics(&mut packet) {
+                properties.reason_string = None;
+                properties.user_properties.clear();
+            }
+        }
+        let size = packet.encoded_len(self.protocol);
+        if size > max as usize {
+            return Err(Misuse::ExceedsPeerMaximum { size, max });
+        }
+        Ok(packet)
     }
 
     /// Ends the connection with DISCONNECT (in v3 the reason code and
@@ -142,12 +186,29 @@ impl Connection {
             return;
         }
         if self.state == State::Open || !self.is_server() {
-            let disconnect = Disconnect {
+            let disconnect = Packet::Disconnect(Disconnect {
                 reason_code,
                 properties,
-            };
-            self.transmit.push_back(Packet::Disconnect(disconnect));
+            });
+            // The connection ends either way; at worst with the bare code.
+            let bare = Packet::Disconnect(Disconnect::new(reason_code));
+            let disconnect = self.fit_to_peer(disconnect).unwrap_or(bare);
+            self.transmit.push_back(disconnect);
         }
         self.state = State::Closed;
+    }
+}
+
+/// The properties of `packet` that carry only diagnostics a sender may
+/// leave out: Reason String and User Properties.
+fn diagnostics(packet: &mut Packet) -> Option<&mut Properties> {
+    match packet {
+        Packet::ConnAck(p) => Some(&mut p.properties),
+        Packet::SubAck(p) | Packet::UnsubAck(p) => Some(&mut p.properties),
+        Packet::Disconnect(p) | Packet::Auth(p) => Some(&mut p.properties),
+        Packet::PubAck(p) | Packet::PubRec(p) | Packet::PubRel(p) | Packet::PubComp(p) => {
+            Some(&mut p.properties)
+        }
+        _ => None,
     }
 }
