@@ -1396,3 +1396,38 @@ fn without_problem_information_the_server_keeps_diagnostics_to_connack_disconnec
     let seen: Vec<_> = out.iter().map(diagnostics_of).collect();
     assert_eq!(seen, [(true, 1), (false, 0), (false, 1), (true, 1)]);
 }
+
+// MQTT-4.6.0-2: PUBACK in the order the QoS 1 PUBLISH packets were received.
+// MQTT-4.6.0-3: PUBREC in the order the QoS 2 PUBLISH packets were received.
+#[test]
+fn acknowledgements_leave_in_arrival_order_whatever_order_the_application_acks_in() {
+    for v in VERSIONS {
+        let (now, mut server) = server(v);
+        let qos = [QoS::AtLeastOnce, QoS::ExactlyOnce, QoS::AtLeastOnce];
+        for (n, q) in (1..).zip(qos) {
+            feed(
+                &mut server,
+                now,
+                Packet::Publish(with_id(message("t", q), n)),
+            )
+            .unwrap();
+        }
+        assert_eq!(messages(&mut server).len(), 3);
+        server.ack(id(3), ReasonCode::SUCCESS).unwrap();
+        server.ack(id(2), ReasonCode::SUCCESS).unwrap();
+        assert!(
+            sent(&mut server, now).is_empty(),
+            "{v}: held until #1 is acked"
+        );
+        server.ack(id(1), ReasonCode::SUCCESS).unwrap();
+        let order: Vec<_> = sent(&mut server, now)
+            .iter()
+            .map(|p| match p {
+                Packet::PubAck(a) => ("PUBACK", a.packet_id.get()),
+                Packet::PubRec(a) => ("PUBREC", a.packet_id.get()),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(order, [("PUBACK", 1), ("PUBREC", 2), ("PUBACK", 3)], "{v}");
+    }
+}

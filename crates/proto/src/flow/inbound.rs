@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Connection, Event, Outbound, State};
+use super::{Connection, Event, Outbound, PendingAck, State};
 use crate::codec::{Ack, Disconnect, Publish};
 use crate::error::{Error, Violation};
 use crate::{Packet, PacketId, QoS, ReasonCode};
@@ -90,7 +90,11 @@ impl Connection {
         if self.inbound_inflight() >= usize::from(self.local.receive_maximum) {
             return Err(Violation::ReceiveMaximumExceeded.into());
         }
-        self.awaiting_app_ack.push((id, publish.qos));
+        self.awaiting_app_ack.push_back(PendingAck {
+            packet_id: id,
+            qos: publish.qos,
+            answer: None,
+        });
         self.events.push_back(Event::Message(publish));
         Ok(())
     }
@@ -119,9 +123,11 @@ impl Connection {
             self.transmit.push_back(Packet::PubRec(Ack::new(id)));
             return true;
         }
-        self.awaiting_app_ack
-            .iter()
-            .any(|&(pending, _)| pending == id)
+        self.is_awaiting_ack(id)
+    }
+
+    pub(super) fn is_awaiting_ack(&self, id: PacketId) -> bool {
+        self.awaiting_app_ack.iter().any(|p| p.packet_id == id)
     }
 
     /// QoS 1/2 messages received and not yet answered with PUBACK / PUBCOMP.
@@ -171,11 +177,7 @@ impl Connection {
             self.transmit.push_back(Packet::PubComp(Ack::new(id)));
             return Ok(());
         }
-        if self
-            .awaiting_app_ack
-            .iter()
-            .any(|&(pending, _)| pending == id)
-        {
+        if self.is_awaiting_ack(id) {
             return Err(Violation::AckMismatch("PUBREL before PUBREC").into());
         }
         // Catalogue A2: PUBCOMP 0x92 for an unknown identifier.

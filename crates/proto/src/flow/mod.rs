@@ -141,6 +141,15 @@ impl Default for Limits {
     }
 }
 
+/// An inbound QoS 1/2 message waiting for its PUBACK / PUBREC to be sent.
+#[derive(Debug, Clone, Copy)]
+struct PendingAck {
+    packet_id: PacketId,
+    qos: QoS,
+    /// The application's answer, once it has given one.
+    answer: Option<ReasonCode>,
+}
+
 /// One MQTT connection's protocol state. See the module docs for the calling
 /// order.
 #[derive(Debug)]
@@ -167,8 +176,10 @@ pub struct Connection {
     problem_information: bool,
     inbound_aliases: alias::Inbound,
     outbound_aliases: alias::Outbound,
-    /// Inbound QoS 1/2 messages delivered but not yet acked by the application.
-    awaiting_app_ack: Vec<(PacketId, QoS)>,
+    /// Inbound QoS 1/2 messages delivered and not yet acknowledged on the
+    /// wire, in arrival order: acks go out in that order (MQTT-4.6.0-2,
+    /// MQTT-4.6.0-3) even when the application answers out of order.
+    awaiting_app_ack: VecDeque<PendingAck>,
     /// Our SUBSCRIBE/UNSUBSCRIBE identifiers awaiting SUBACK/UNSUBACK.
     control_ids: HashSet<PacketId>,
     /// Server: whether the client asked for a clean start; client: whether
@@ -201,7 +212,7 @@ impl Connection {
             problem_information: true,
             inbound_aliases: alias::Inbound::new(0),
             outbound_aliases: alias::Outbound::new(0),
-            awaiting_app_ack: Vec::new(),
+            awaiting_app_ack: VecDeque::new(),
             control_ids: HashSet::new(),
             clean_start: true,
             deferred: VecDeque::new(),

@@ -1,7 +1,7 @@
 //! What the application sends: messages (the sending half of QoS 1 and 2),
 //! acknowledgements of received messages, and other packets.
 
-use super::{Connection, Outbound, State};
+use super::{Connection, Outbound, PendingAck, State};
 use crate::codec::{Ack, Disconnect, Publish};
 use crate::error::{Error, Misuse};
 use crate::properties::Properties;
@@ -78,24 +78,39 @@ impl Connection {
     /// An error `reason_code` (v5) refuses it; a refused QoS 2 message is
     /// not recorded, so the exchange ends there.
     pub fn ack(&mut self, packet_id: PacketId, reason_code: ReasonCode) -> Result<(), Misuse> {
-        let index = self
+        let pending = self
             .awaiting_app_ack
-            .iter()
-            .position(|&(id, _)| id == packet_id)
+            .iter_mut()
+            .find(|p| p.packet_id == packet_id && p.answer.is_none())
             .ok_or(Misuse::InvalidState("ack for a message not awaiting one"))?;
-        let (_, qos) = self.awaiting_app_ack.swap_remove(index);
-        if self.state == State::Closed {
-            return Ok(());
-        }
-        let reason_code = if self.protocol.is_v5() {
+        pending.answer = Some(if self.protocol.is_v5() {
             reason_code
         } else {
             ReasonCode::SUCCESS
-        };
+        });
+        // MQTT-4.6.0-2 / MQTT-4.6.0-3: PUBACK and PUBREC leave in the order
+        // the PUBLISH packets arrived, so only answered messages at the front
+        // of the queue go out now.
+        while let Some(&PendingAck {
+            packet_id,
+            qos,
+            answer: Some(code),
+        }) = self.awaiting_app_ack.front()
+        {
+            self.awaiting_app_ack.pop_front();
+            self.send_ack(packet_id, qos, code);
+        }
+        Ok(())
+    }
+
+    fn send_ack(&mut self, packet_id: PacketId, qos: QoS, reason_code: ReasonCode) {
+        if self.state == State::Closed {
+            return;
+        }
         let ack = Ack::with_code(packet_id, reason_code);
         if qos == QoS::AtLeastOnce {
             self.transmit.push_back(Packet::PubAck(ack));
-            return Ok(());
+            return;
         }
         if !reason_code.is_error() {
             // From here until PUBREL, a PUBLISH with this identifier is a
@@ -103,7 +118,6 @@ impl Connection {
             self.session.record_inbound_qos2(packet_id);
         }
         self.transmit.push_back(Packet::PubRec(ack));
-        Ok(())
     }
 
     /// Reserves a packet identifier for a SUBSCRIBE or UNSUBSCRIBE; it is
