@@ -247,10 +247,18 @@ impl Properties {
         let mask = allowed_in(id).ok_or(Malformed::UnknownProperty(raw_id))?;
         if mask & ctx.bit() == 0 {
             let packet = ctx.name();
-            return Err(Malformed::PropertyNotAllowed { property: id, packet }.into());
+            return Err(Malformed::PropertyNotAllowed {
+                property: id,
+                packet,
+            }
+            .into());
         }
         match id {
-            0x01 => once(&mut self.payload_format_indicator, id, flag(id, r.u8("0x01")?)?),
+            0x01 => once(
+                &mut self.payload_format_indicator,
+                id,
+                flag(id, r.u8("0x01")?)?,
+            ),
             0x02 => once(&mut self.message_expiry_interval, id, r.u32("0x02")?),
             0x03 => once(&mut self.content_type, id, r.string("content type")?),
             0x08 => {
@@ -258,16 +266,28 @@ impl Properties {
                     .map_err(|_| Violation::InvalidPropertyValue(id))?;
                 once(&mut self.response_topic, id, topic)
             }
-            0x09 => once(&mut self.correlation_data, id, r.binary("correlation data")?),
+            0x09 => once(
+                &mut self.correlation_data,
+                id,
+                r.binary("correlation data")?,
+            ),
             0x0B => self.decode_subscription_id(r, ctx),
             0x11 => once(&mut self.session_expiry_interval, id, r.u32("0x11")?),
             0x12 => once(&mut self.assigned_client_identifier, id, r.string("0x12")?),
             0x13 => once(&mut self.server_keep_alive, id, r.u16("0x13")?),
             0x15 => once(&mut self.authentication_method, id, r.string("0x15")?),
             0x16 => once(&mut self.authentication_data, id, r.binary("0x16")?),
-            0x17 => once(&mut self.request_problem_information, id, flag(id, r.u8("0x17")?)?),
+            0x17 => once(
+                &mut self.request_problem_information,
+                id,
+                flag(id, r.u8("0x17")?)?,
+            ),
             0x18 => once(&mut self.will_delay_interval, id, r.u32("0x18")?),
-            0x19 => once(&mut self.request_response_information, id, flag(id, r.u8("0x19")?)?),
+            0x19 => once(
+                &mut self.request_response_information,
+                id,
+                flag(id, r.u8("0x19")?)?,
+            ),
             0x1A => once(&mut self.response_information, id, r.string("0x1A")?),
             0x1C => once(&mut self.server_reference, id, r.string("0x1C")?),
             0x1F => once(&mut self.reason_string, id, r.string("reason string")?),
@@ -288,10 +308,26 @@ impl Properties {
                 self.user_properties.push(pair);
                 Ok(())
             }
-            0x27 => once(&mut self.maximum_packet_size, id, non_zero(id, r.u32("0x27")?)?),
-            0x28 => once(&mut self.wildcard_subscription_available, id, flag(id, r.u8("0x28")?)?),
-            0x29 => once(&mut self.subscription_identifier_available, id, flag(id, r.u8("0x29")?)?),
-            0x2A => once(&mut self.shared_subscription_available, id, flag(id, r.u8("0x2A")?)?),
+            0x27 => once(
+                &mut self.maximum_packet_size,
+                id,
+                non_zero(id, r.u32("0x27")?)?,
+            ),
+            0x28 => once(
+                &mut self.wildcard_subscription_available,
+                id,
+                flag(id, r.u8("0x28")?)?,
+            ),
+            0x29 => once(
+                &mut self.subscription_identifier_available,
+                id,
+                flag(id, r.u8("0x29")?)?,
+            ),
+            0x2A => once(
+                &mut self.shared_subscription_available,
+                id,
+                flag(id, r.u8("0x2A")?)?,
+            ),
             _ => Err(Malformed::UnknownProperty(raw_id).into()),
         }
     }
@@ -435,9 +471,15 @@ mod tests {
     fn property_not_allowed_in_the_packet_is_malformed() {
         // Catalogue PR1: Topic Alias in CONNECT; Session Expiry in PUBLISH.
         let err = decode(&[3, 0x23, 0, 1], Context::Connect).unwrap_err();
-        assert!(matches!(err, Error::Malformed(Malformed::PropertyNotAllowed { .. })));
+        assert!(matches!(
+            err,
+            Error::Malformed(Malformed::PropertyNotAllowed { .. })
+        ));
         let err = decode(&[5, 0x11, 0, 0, 0, 1], Context::Publish).unwrap_err();
-        assert!(matches!(err, Error::Malformed(Malformed::PropertyNotAllowed { .. })));
+        assert!(matches!(
+            err,
+            Error::Malformed(Malformed::PropertyNotAllowed { .. })
+        ));
     }
 
     #[test]
@@ -485,7 +527,10 @@ mod tests {
                 Context::Publish,
             )
             .unwrap_err();
-            assert!(matches!(err, Error::Malformed(Malformed::UnknownProperty(_))), "{bytes:?}");
+            assert!(
+                matches!(err, Error::Malformed(Malformed::UnknownProperty(_))),
+                "{bytes:?}"
+            );
         }
     }
 
@@ -500,23 +545,33 @@ mod tests {
     fn server_only_properties_in_connect_are_malformed() {
         // Catalogue PR8: Assigned Client Identifier, Server Keep Alive.
         let err = decode(&[4, 0x12, 0, 1, b'x'], Context::Connect).unwrap_err();
-        assert!(matches!(err, Error::Malformed(Malformed::PropertyNotAllowed { .. })));
+        assert!(matches!(
+            err,
+            Error::Malformed(Malformed::PropertyNotAllowed { .. })
+        ));
         let err = decode(&[3, 0x13, 0, 9], Context::Connect).unwrap_err();
-        assert!(matches!(err, Error::Malformed(Malformed::PropertyNotAllowed { .. })));
+        assert!(matches!(
+            err,
+            Error::Malformed(Malformed::PropertyNotAllowed { .. })
+        ));
     }
 
     #[test]
     fn user_properties_keep_order_and_may_repeat() {
         // MQTT-3.3.2-18 (order kept when forwarded relies on this).
-        let bytes = [
-            15, 0x26, 0, 1, b'k', 0, 1, b'2', 0x26, 0, 1, b'k', 0, 1, b'1',
+        let bytes: &'static [u8] = &[
+            14, 0x26, 0, 1, b'k', 0, 1, b'2', 0x26, 0, 1, b'k', 0, 1, b'1',
         ];
-        let props = decode(&bytes, Context::Publish).expect("valid");
-        let values: Vec<_> = props.user_properties.iter().map(|(_, v)| v.as_str()).collect();
+        let props = decode(bytes, Context::Publish).expect("valid");
+        let values: Vec<_> = props
+            .user_properties
+            .iter()
+            .map(|(_, v)| v.as_str())
+            .collect();
         assert_eq!(values, ["2", "1"]);
         let mut out = BytesMut::new();
         props.encode(&mut out);
-        assert_eq!(&out[..], &bytes[..]);
+        assert_eq!(&out[..], bytes);
     }
 
     #[test]

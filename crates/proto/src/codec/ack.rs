@@ -28,18 +28,29 @@ impl Ack {
 
     /// An acknowledgement with a reason code and no properties.
     pub fn with_code(packet_id: PacketId, reason_code: ReasonCode) -> Ack {
-        Ack { packet_id, reason_code, properties: Properties::default() }
+        Ack {
+            packet_id,
+            reason_code,
+            properties: Properties::default(),
+        }
     }
 
-    pub(crate) fn decode(mut r: Reader, protocol: Protocol, kind: PacketType) -> Result<Ack, Error> {
+    pub(crate) fn decode(
+        mut r: Reader,
+        protocol: Protocol,
+        kind: PacketType,
+    ) -> Result<Ack, Error> {
         let packet_id = packet_id(&mut r)?;
         let mut ack = Ack::new(packet_id);
         // v5 §3.4.2.1: no reason code means Success; no property length
         // means no properties.
         if protocol.is_v5() && !r.is_empty() {
             let code = r.u8("reason code")?;
-            ack.reason_code = ReasonCode::for_packet(code, kind)
-                .ok_or(Malformed::InvalidReasonCode { code, packet: kind.name() })?;
+            ack.reason_code =
+                ReasonCode::for_packet(code, kind).ok_or(Malformed::InvalidReasonCode {
+                    code,
+                    packet: kind.name(),
+                })?;
             if !r.is_empty() {
                 ack.properties = Properties::decode(&mut r, Context::Ack)?;
             }

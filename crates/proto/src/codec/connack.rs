@@ -34,14 +34,25 @@ impl ConnAck {
             Protocol::V5 => ReasonCode::for_packet(code, PacketType::ConnAck),
             _ => v3_connack::decode(code),
         }
-        .ok_or(Malformed::InvalidReasonCode { code, packet: "CONNACK" })?;
+        .ok_or(Malformed::InvalidReasonCode {
+            code,
+            packet: "CONNACK",
+        })?;
         let properties = decode_properties(&mut r, protocol, Context::ConnAck)?;
         r.finish()?;
-        Ok(ConnAck { session_present: flags & 1 != 0, reason_code, properties })
+        Ok(ConnAck {
+            session_present: flags & 1 != 0,
+            reason_code,
+            properties,
+        })
     }
 
     pub(crate) fn body_len(&self, protocol: Protocol) -> usize {
-        2 + if protocol.is_v5() { self.properties.wire_len() } else { 0 }
+        2 + if protocol.is_v5() {
+            self.properties.wire_len()
+        } else {
+            0
+        }
     }
 
     pub(crate) fn encode_body(&self, protocol: Protocol, buf: &mut BytesMut) {

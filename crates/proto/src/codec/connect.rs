@@ -87,7 +87,9 @@ fn check_flags(flags: u8, protocol: Protocol) -> Result<(), Malformed> {
     }
     let will_qos = (flags >> 3) & 0b11;
     if flags & WILL == 0 && (will_qos != 0 || flags & WILL_RETAIN != 0) {
-        return Err(Malformed::ConnectFlags("will QoS or retain without will flag"));
+        return Err(Malformed::ConnectFlags(
+            "will QoS or retain without will flag",
+        ));
     }
     if will_qos == 3 {
         return Err(Malformed::InvalidQos);
@@ -112,11 +114,24 @@ impl Connect {
             0 => None,
             _ => Some(Will::decode(&mut r, protocol, flags)?),
         };
-        let username = (flags & USERNAME != 0).then(|| r.string("user name")).transpose()?;
-        let password = (flags & PASSWORD != 0).then(|| r.binary("password")).transpose()?;
+        let username = (flags & USERNAME != 0)
+            .then(|| r.string("user name"))
+            .transpose()?;
+        let password = (flags & PASSWORD != 0)
+            .then(|| r.binary("password"))
+            .transpose()?;
         r.finish()?;
         let clean_start = flags & CLEAN_START != 0;
-        Ok(Connect { protocol, clean_start, keep_alive, properties, client_id, will, username, password })
+        Ok(Connect {
+            protocol,
+            clean_start,
+            keep_alive,
+            properties,
+            client_id,
+            will,
+            username,
+            password,
+        })
     }
 
     fn flags(&self) -> u8 {
@@ -153,13 +168,21 @@ impl Connect {
     }
 
     pub(crate) fn check(&self) -> Result<(), Misuse> {
-        let will_payload = self.will.as_ref().map(|w| &w.payload[..]).unwrap_or_default();
+        let will_payload = self
+            .will
+            .as_ref()
+            .map(|w| &w.payload[..])
+            .unwrap_or_default();
         let password = self.password.as_deref().unwrap_or_default();
         if !wire::binary_fits(will_payload) || !wire::binary_fits(password) {
-            return Err(Misuse::InvalidValue("will payload or password over 65535 bytes"));
+            return Err(Misuse::InvalidValue(
+                "will payload or password over 65535 bytes",
+            ));
         }
         if !self.protocol.is_v5() && self.password.is_some() && self.username.is_none() {
-            return Err(Misuse::InvalidValue("MQTT 3.x forbids a password without a user name"));
+            return Err(Misuse::InvalidValue(
+                "MQTT 3.x forbids a password without a user name",
+            ));
         }
         Ok(())
     }
@@ -197,7 +220,13 @@ impl Will {
         let payload = r.binary("will payload")?;
         let qos = wire::qos((flags >> 3) & 0b11)?;
         let retain = flags & WILL_RETAIN != 0;
-        Ok(Will { topic, payload, qos, retain, properties })
+        Ok(Will {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties,
+        })
     }
 
     fn wire_len(&self, v5: bool) -> usize {

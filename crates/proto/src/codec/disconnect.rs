@@ -24,7 +24,10 @@ pub type Auth = Disconnect;
 impl Disconnect {
     /// A body with this reason code and no properties.
     pub fn new(reason_code: ReasonCode) -> Disconnect {
-        Disconnect { reason_code, properties: Properties::default() }
+        Disconnect {
+            reason_code,
+            properties: Properties::default(),
+        }
     }
 
     pub(crate) fn decode(
@@ -41,10 +44,20 @@ impl Disconnect {
                 None if kind == PacketType::Disconnect => {
                     return Err(Violation::DisconnectReason(code).into())
                 }
-                None => return Err(Malformed::InvalidReasonCode { code, packet: "AUTH" }.into()),
+                None => {
+                    return Err(Malformed::InvalidReasonCode {
+                        code,
+                        packet: "AUTH",
+                    }
+                    .into())
+                }
             };
             if !r.is_empty() {
-                let ctx = if kind == PacketType::Auth { Context::Auth } else { Context::Disconnect };
+                let ctx = if kind == PacketType::Auth {
+                    Context::Auth
+                } else {
+                    Context::Disconnect
+                };
                 packet.properties = Properties::decode(&mut r, ctx)?;
             }
         }

@@ -30,7 +30,7 @@ pub use connect::{Connect, Will};
 pub use disconnect::{Auth, Disconnect};
 pub use publish::Publish;
 pub use suback::SubAck;
-pub use subscribe::{RetainHandling, SubscribeFilter, Subscribe, SubscriptionOptions};
+pub use subscribe::{RetainHandling, Subscribe, SubscribeFilter, SubscriptionOptions};
 pub use unsubscribe::Unsubscribe;
 
 use crate::error::{Error, Malformed, Misuse, Violation};
@@ -46,7 +46,9 @@ pub const MAX_PACKET_SIZE: u32 = 1 + 4 + MAX_VARINT;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)] // the names are the spec's
 pub enum Packet {
-    Connect(Connect),
+    /// Boxed: with its will it holds two property sets, twice any other
+    /// packet, and it comes once per connection.
+    Connect(Box<Connect>),
     ConnAck(ConnAck),
     Publish(Publish),
     PubAck(Ack),
@@ -82,17 +84,29 @@ fn check_first_byte(byte: u8, protocol: Protocol) -> Result<(PacketType, u8), Ma
     }
     .ok_or(Malformed::ReservedPacketType(raw))?;
     if kind != PacketType::Publish && flags != kind.required_flags() {
-        return Err(Malformed::FixedHeaderFlags { packet: kind.name(), flags });
+        return Err(Malformed::FixedHeaderFlags {
+            packet: kind.name(),
+            flags,
+        });
     }
     Ok((kind, flags))
 }
 
 fn fixed_header(buf: &[u8], protocol: Protocol) -> Result<Option<FixedHeader>, Malformed> {
-    let Some(&first) = buf.first() else { return Ok(None) };
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
     let (kind, flags) = check_first_byte(first, protocol)?;
-    let Some((remaining, len)) = wire::read_varint(&buf[1..])? else { return Ok(None) };
+    let Some((remaining, len)) = wire::read_varint(&buf[1..])? else {
+        return Ok(None);
+    };
     let header_len = 1 + len;
-    Ok(Some(FixedHeader { kind, flags, header_len, remaining: remaining as usize }))
+    Ok(Some(FixedHeader {
+        kind,
+        flags,
+        header_len,
+        remaining: remaining as usize,
+    }))
 }
 
 /// Decodes one packet from the front of `buf`.
@@ -107,10 +121,16 @@ pub fn decode(
     protocol: Protocol,
     max_packet_size: u32,
 ) -> Result<Option<Packet>, Error> {
-    let Some(header) = fixed_header(buf, protocol)? else { return Ok(None) };
+    let Some(header) = fixed_header(buf, protocol)? else {
+        return Ok(None);
+    };
     let size = header.header_len + header.remaining;
     if size > max_packet_size as usize {
-        return Err(Violation::PacketTooLarge { size, max: max_packet_size }.into());
+        return Err(Violation::PacketTooLarge {
+            size,
+            max: max_packet_size,
+        }
+        .into());
     }
     if buf.len() < size {
         return Ok(None);
@@ -123,7 +143,7 @@ pub fn decode(
 fn decode_body(h: FixedHeader, r: Reader, protocol: Protocol) -> Result<Packet, Error> {
     use PacketType as T;
     Ok(match h.kind {
-        T::Connect => Packet::Connect(Connect::decode(r)?),
+        T::Connect => Packet::Connect(Box::new(Connect::decode(r)?)),
         T::ConnAck => Packet::ConnAck(ConnAck::decode(r, protocol)?),
         T::Publish => Packet::Publish(Publish::decode(r, h.flags, protocol)?),
         T::PubAck => Packet::PubAck(Ack::decode(r, protocol, h.kind)?),
@@ -220,7 +240,12 @@ impl Packet {
             Packet::Connect(c) => c.will.as_ref().map(|w| &w.properties),
             _ => None,
         };
-        if !self.properties().into_iter().chain(will).all(Properties::fits) {
+        if !self
+            .properties()
+            .into_iter()
+            .chain(will)
+            .all(Properties::fits)
+        {
             return Err(Misuse::InvalidValue("binary property over 65535 bytes").into());
         }
         Ok(())

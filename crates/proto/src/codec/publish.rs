@@ -69,7 +69,15 @@ impl Publish {
         };
         let payload = r.rest();
         let retain = flags & 1 != 0;
-        Ok(Publish { dup, qos, retain, topic, packet_id, properties, payload })
+        Ok(Publish {
+            dup,
+            qos,
+            retain,
+            topic,
+            packet_id,
+            properties,
+            payload,
+        })
     }
 
     pub(crate) fn flags(&self) -> u8 {
@@ -79,7 +87,11 @@ impl Publish {
     /// Length of everything after the fixed header except the payload.
     fn variable_header_len(&self, protocol: Protocol) -> usize {
         let id = if self.packet_id.is_some() { 2 } else { 0 };
-        let props = if protocol.is_v5() { self.properties.wire_len() } else { 0 };
+        let props = if protocol.is_v5() {
+            self.properties.wire_len()
+        } else {
+            0
+        };
         2 + self.topic.as_str().len() + id + props
     }
 

@@ -31,14 +31,22 @@ impl SubAck {
         kind: PacketType,
     ) -> Result<SubAck, Error> {
         let packet_id = packet_id(&mut r)?;
-        let ctx = if kind == PacketType::SubAck { Context::SubAck } else { Context::UnsubAck };
+        let ctx = if kind == PacketType::SubAck {
+            Context::SubAck
+        } else {
+            Context::UnsubAck
+        };
         let properties = decode_properties(&mut r, protocol, ctx)?;
         let mut reason_codes = Vec::with_capacity(r.remaining());
         while !r.is_empty() {
             let code = r.u8("reason code")?;
             reason_codes.push(decode_code(code, protocol, kind)?);
         }
-        Ok(SubAck { packet_id, properties, reason_codes })
+        Ok(SubAck {
+            packet_id,
+            properties,
+            reason_codes,
+        })
     }
 
     fn has_codes(protocol: Protocol, kind: PacketType) -> bool {
@@ -46,8 +54,16 @@ impl SubAck {
     }
 
     pub(crate) fn body_len(&self, protocol: Protocol, kind: PacketType) -> usize {
-        let props = if protocol.is_v5() { self.properties.wire_len() } else { 0 };
-        let codes = if Self::has_codes(protocol, kind) { self.reason_codes.len() } else { 0 };
+        let props = if protocol.is_v5() {
+            self.properties.wire_len()
+        } else {
+            0
+        };
+        let codes = if Self::has_codes(protocol, kind) {
+            self.reason_codes.len()
+        } else {
+            0
+        };
         2 + props + codes
     }
 
@@ -74,5 +90,8 @@ fn decode_code(code: u8, protocol: Protocol, kind: PacketType) -> Result<ReasonC
         }
         _ => None,
     };
-    valid.ok_or(Malformed::InvalidReasonCode { code, packet: kind.name() })
+    valid.ok_or(Malformed::InvalidReasonCode {
+        code,
+        packet: kind.name(),
+    })
 }

@@ -65,7 +65,11 @@ impl SubscriptionOptions {
     fn decode(byte: u8, protocol: Protocol) -> Result<Self, Malformed> {
         // MQTT-3.8.3-4 (3.1.1): bits 7-2 reserved; MQTT-3.8.3-5 (5.0): bits
         // 7-6 reserved and Retain Handling 3 is malformed.
-        let reserved = if protocol.is_v5() { 0b1100_0000 } else { 0b1111_1100 };
+        let reserved = if protocol.is_v5() {
+            0b1100_0000
+        } else {
+            0b1111_1100
+        };
         let retain_handling = match (byte >> 4) & 0b11 {
             0 => RetainHandling::SendAtSubscribe,
             1 => RetainHandling::SendAtNewSubscribe,
@@ -107,11 +111,19 @@ impl Subscribe {
         if filters.is_empty() {
             return Err(Violation::NoTopicFilters("SUBSCRIBE").into());
         }
-        Ok(Subscribe { packet_id, properties, filters })
+        Ok(Subscribe {
+            packet_id,
+            properties,
+            filters,
+        })
     }
 
     pub(crate) fn body_len(&self, protocol: Protocol) -> usize {
-        let props = if protocol.is_v5() { self.properties.wire_len() } else { 0 };
+        let props = if protocol.is_v5() {
+            self.properties.wire_len()
+        } else {
+            0
+        };
         let filters: usize = self.filters.iter().map(|f| 3 + f.filter.len()).sum();
         2 + props + filters
     }

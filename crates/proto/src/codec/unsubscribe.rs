@@ -34,11 +34,19 @@ impl Unsubscribe {
         if filters.is_empty() {
             return Err(Violation::NoTopicFilters("UNSUBSCRIBE").into());
         }
-        Ok(Unsubscribe { packet_id, properties, filters })
+        Ok(Unsubscribe {
+            packet_id,
+            properties,
+            filters,
+        })
     }
 
     pub(crate) fn body_len(&self, protocol: Protocol) -> usize {
-        let props = if protocol.is_v5() { self.properties.wire_len() } else { 0 };
+        let props = if protocol.is_v5() {
+            self.properties.wire_len()
+        } else {
+            0
+        };
         2 + props + self.filters.iter().map(|f| 2 + f.len()).sum::<usize>()
     }
 

@@ -198,7 +198,10 @@ mod tests {
     fn varint_not_in_shortest_form_is_malformed() {
         // MQTT-1.5.5-1; catalogue F2.
         assert_eq!(read_varint(&[0x80, 0x00]), Err(Malformed::VarIntNotMinimal));
-        assert_eq!(read_varint(&[0xFF, 0x80, 0x00]), Err(Malformed::VarIntNotMinimal));
+        assert_eq!(
+            read_varint(&[0xFF, 0x80, 0x00]),
+            Err(Malformed::VarIntNotMinimal)
+        );
     }
 
     #[test]
