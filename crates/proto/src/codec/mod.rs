@@ -246,7 +246,7 @@ impl Packet {
             .chain(will)
             .all(Properties::fits)
         {
-            return Err(Misuse::InvalidValue("binary property over 65535 bytes").into());
+            return Err(Misuse::InvalidValue(Properties::TOO_LARGE).into());
         }
         Ok(())
     }
