@@ -87,8 +87,8 @@ pub enum Malformed {
     /// A CONNECT flag combination the spec forbids.
     #[error("invalid CONNECT flags: {0}")]
     ConnectFlags(&'static str),
-    /// Subscription option bits that must be zero are not, or Retain Handling 3.
-    #[error("invalid subscription options {0:#04x}")]
+    /// Reserved subscription option bits are set (MQTT-3.8.3-5).
+    #[error("reserved bits set in subscription options {0:#04x}")]
     SubscriptionOptions(u8),
     /// A property identifier that does not exist.
     #[error("unknown property identifier {0:#04x}")]
@@ -124,6 +124,10 @@ pub enum Violation {
     /// A property has a value the spec forbids (e.g. Receive Maximum 0).
     #[error("property {0:#04x} has a forbidden value")]
     InvalidPropertyValue(u8),
+    /// Subscription options with Maximum QoS 3 or Retain Handling 3 (5.0
+    /// §3.8.3.1).
+    #[error("subscription options {0:#04x} hold QoS 3 or Retain Handling 3")]
+    SubscriptionOptions(u8),
     /// SUBSCRIBE or UNSUBSCRIBE with no topic filter (MQTT-3.8.3-2, MQTT-3.10.3-2).
     #[error("{0} carries no topic filter")]
     NoTopicFilters(&'static str),

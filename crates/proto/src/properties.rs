@@ -449,13 +449,22 @@ impl Properties {
         self.visit(&mut |p| p.write(buf));
     }
 
-    /// Whether every binary value fits its two-byte length prefix (strings
-    /// are bounded by `MqttStr` already).
+    /// What [`Properties::fits`] refuses, for `Misuse::InvalidValue`.
+    pub(crate) const TOO_LARGE: &'static str =
+        "binary property over 65,535 bytes or subscription identifier over 268,435,455";
+
+    /// Whether every value fits its wire form: binary data its two-byte
+    /// length prefix (strings are bounded by `MqttStr` already), and
+    /// subscription identifiers a four-byte variable byte integer. Past
+    /// that, `put_varint` would write a fifth byte that `Prop::len` does not
+    /// count, and every length before it would be wrong.
     pub(crate) fn fits(&self) -> bool {
-        [&self.correlation_data, &self.authentication_data]
-            .into_iter()
-            .flatten()
-            .all(|b| wire::binary_fits(b))
+        let binaries = [&self.correlation_data, &self.authentication_data];
+        binaries.into_iter().flatten().all(|b| wire::binary_fits(b))
+            && self
+                .subscription_identifiers
+                .iter()
+                .all(|&id| id <= wire::MAX_VARINT)
     }
 }
 
@@ -463,8 +472,8 @@ impl Properties {
 mod tests {
     use super::*;
 
-    fn decode(bytes: &[u8], ctx: Context) -> Result<Properties, Error> {
-        Properties::decode(&mut Reader::new(Bytes::copy_from_slice(bytes)), ctx)
+    fn decode(bytes: &'static [u8], ctx: Context) -> Result<Properties, Error> {
+        Properties::decode(&mut Reader::new(Bytes::from_static(bytes)), ctx)
     }
 
     #[test]
@@ -559,10 +568,10 @@ mod tests {
     #[test]
     fn user_properties_keep_order_and_may_repeat() {
         // MQTT-3.3.2-18 (order kept when forwarded relies on this).
-        let bytes = [
+        let bytes: &'static [u8] = &[
             14, 0x26, 0, 1, b'k', 0, 1, b'2', 0x26, 0, 1, b'k', 0, 1, b'1',
         ];
-        let props = decode(&bytes, Context::Publish).expect("valid");
+        let props = decode(bytes, Context::Publish).expect("valid");
         let values: Vec<_> = props
             .user_properties
             .iter()
@@ -571,7 +580,19 @@ mod tests {
         assert_eq!(values, ["2", "1"]);
         let mut out = BytesMut::new();
         props.encode(&mut out);
-        assert_eq!(&out[..], &bytes[..]);
+        assert_eq!(&out[..], bytes);
+    }
+
+    #[test]
+    fn subscription_identifier_above_four_varint_bytes_does_not_fit() {
+        // §3.3.2.3.8: 1 to 268,435,455.
+        let mut props = Properties {
+            subscription_identifiers: vec![wire::MAX_VARINT],
+            ..Properties::default()
+        };
+        assert!(props.fits());
+        props.subscription_identifiers.push(wire::MAX_VARINT + 1);
+        assert!(!props.fits());
     }
 
     #[test]

@@ -46,8 +46,8 @@ pub const MAX_PACKET_SIZE: u32 = 1 + 4 + MAX_VARINT;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)] // the names are the spec's
 pub enum Packet {
-    /// Boxed: with two property sets it is twice the size of the others,
-    /// and it comes once per connection.
+    /// Boxed: with its will it holds two property sets, twice any other
+    /// packet, and it comes once per connection.
     Connect(Box<Connect>),
     ConnAck(ConnAck),
     Publish(Publish),
@@ -246,7 +246,7 @@ impl Packet {
             .chain(will)
             .all(Properties::fits)
         {
-            return Err(Misuse::InvalidValue("binary property over 65535 bytes").into());
+            return Err(Misuse::InvalidValue(Properties::TOO_LARGE).into());
         }
         Ok(())
     }

@@ -106,6 +106,11 @@ impl Publish {
         if self.dup && self.qos == QoS::AtMostOnce {
             return Err(Misuse::InvalidValue("DUP on a QoS 0 PUBLISH"));
         }
+        // Checked here too, not only in `Packet::encode`, because
+        // `encode_header` does not go through it.
+        if !self.properties.fits() {
+            return Err(Misuse::InvalidValue(Properties::TOO_LARGE));
+        }
         Ok(())
     }
 

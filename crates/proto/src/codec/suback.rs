@@ -37,11 +37,15 @@ impl SubAck {
             Context::UnsubAck
         };
         let properties = decode_properties(&mut r, protocol, ctx)?;
-        let mut reason_codes = Vec::with_capacity(r.remaining());
-        while !r.is_empty() {
-            let code = r.u8("reason code")?;
-            reason_codes.push(decode_code(code, protocol, kind)?);
+        let mut reason_codes = Vec::new();
+        if Self::has_codes(protocol, kind) {
+            reason_codes.reserve_exact(r.remaining());
+            while !r.is_empty() {
+                let code = r.u8("reason code")?;
+                reason_codes.push(decode_code(code, protocol, kind)?);
+            }
         }
+        r.finish()?;
         Ok(SubAck {
             packet_id,
             properties,
@@ -85,13 +89,26 @@ fn decode_code(code: u8, protocol: Protocol, kind: PacketType) -> Result<ReasonC
     let valid = match protocol {
         Protocol::V5 => ReasonCode::for_packet(code, kind),
         // MQTT-3.9.3-2 (3.1.1): 0x00, 0x01, 0x02 and 0x80 only.
-        _ if matches!(code, 0..=2 | 0x80) && kind == PacketType::SubAck => {
-            Some(ReasonCode::from_u8(code))
-        }
+        _ if matches!(code, 0..=2 | 0x80) => Some(ReasonCode::from_u8(code)),
         _ => None,
     };
     valid.ok_or(Malformed::InvalidReasonCode {
         code,
         packet: kind.name(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn v311_unsuback_with_a_byte_after_the_packet_identifier_has_trailing_bytes() {
+        // §3.11 (3.1.1): no payload, so the extra byte is not a reason code.
+        let r = Reader::new(Bytes::from_static(&[0, 1, 0]));
+        let error = SubAck::decode(r, Protocol::V3_1_1, PacketType::UnsubAck).unwrap_err();
+        assert_eq!(error, Malformed::TrailingBytes(1).into());
+    }
 }

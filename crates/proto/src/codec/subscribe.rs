@@ -62,25 +62,31 @@ pub enum RetainHandling {
 }
 
 impl SubscriptionOptions {
-    fn decode(byte: u8, protocol: Protocol) -> Result<Self, Malformed> {
-        // MQTT-3.8.3-4 (3.1.1): bits 7-2 reserved; MQTT-3.8.3-5 (5.0): bits
-        // 7-6 reserved and Retain Handling 3 is malformed.
+    fn decode(byte: u8, protocol: Protocol) -> Result<Self, Error> {
+        // Reserved bits are malformed: 7-6 in 5.0 (MQTT-3.8.3-5), 7-2 in
+        // 3.1.1 (MQTT-3-8.3-4), where QoS 3 is malformed too. 5.0 §3.8.3.1
+        // makes QoS 3 and Retain Handling 3 Protocol Errors instead.
         let reserved = if protocol.is_v5() {
             0b1100_0000
         } else {
             0b1111_1100
         };
+        if byte & reserved != 0 {
+            return Err(Malformed::SubscriptionOptions(byte).into());
+        }
+        let qos = match QoS::from_u8(byte & 0b11) {
+            Some(qos) => qos,
+            None if protocol.is_v5() => return Err(Violation::SubscriptionOptions(byte).into()),
+            None => return Err(Malformed::InvalidQos.into()),
+        };
         let retain_handling = match (byte >> 4) & 0b11 {
             0 => RetainHandling::SendAtSubscribe,
             1 => RetainHandling::SendAtNewSubscribe,
             2 => RetainHandling::DoNotSend,
-            _ => return Err(Malformed::SubscriptionOptions(byte)),
+            _ => return Err(Violation::SubscriptionOptions(byte).into()),
         };
-        if byte & reserved != 0 {
-            return Err(Malformed::SubscriptionOptions(byte));
-        }
         Ok(SubscriptionOptions {
-            qos: wire::qos(byte & 0b11)?,
+            qos,
             no_local: byte & 0b0100 != 0,
             retain_as_published: byte & 0b1000 != 0,
             retain_handling,
@@ -137,5 +143,33 @@ impl Subscribe {
             wire::put_str(buf, &f.filter);
             buf.put_u8(f.options.encode(protocol));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v5_qos_3_and_retain_handling_3_are_protocol_errors_not_malformed() {
+        // 5.0 §3.8.3.1: "It is a Protocol Error" for both; reserved bits stay
+        // malformed (MQTT-3.8.3-5), and so does QoS 3 in 3.1.1 (MQTT-3-8.3-4).
+        let decode = SubscriptionOptions::decode;
+        assert_eq!(
+            decode(0x03, Protocol::V5),
+            Err(Violation::SubscriptionOptions(0x03).into())
+        );
+        assert_eq!(
+            decode(0x30, Protocol::V5),
+            Err(Violation::SubscriptionOptions(0x30).into())
+        );
+        assert_eq!(
+            decode(0x40, Protocol::V5),
+            Err(Malformed::SubscriptionOptions(0x40).into())
+        );
+        assert_eq!(
+            decode(0x03, Protocol::V3_1_1),
+            Err(Malformed::InvalidQos.into())
+        );
     }
 }
