@@ -4,8 +4,11 @@
 //! may allocate, when `BytesMut` moves its storage to a shared,
 //! reference-counted block.
 //!
-//! The counter is process-wide, so this file has a single test: no other
-//! test thread allocates while it counts.
+//! The counter is process-wide, so this file has a single test, and each
+//! count is taken three times and the fewest kept: the test harness's own
+//! thread may allocate while the first count runs (it did, 4 allocations,
+//! about one run in two), whereas a codec that allocated per packet would
+//! show at least 999 every time.
 
 use std::alloc::System;
 
@@ -59,7 +62,8 @@ fn allocations_per_stream(protocol: Protocol, qos: QoS) -> usize {
 fn decoding_a_64_byte_publish_after_the_first_allocates_nothing() {
     for protocol in [Protocol::V3_1_1, Protocol::V5] {
         for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
-            let allocations = allocations_per_stream(protocol, qos);
+            let attempts = (0..3).map(|_| allocations_per_stream(protocol, qos));
+            let allocations = attempts.min().unwrap_or_default();
             assert_eq!(
                 allocations, 0,
                 "{protocol} QoS {qos:?}: {allocations} allocations"
