@@ -232,13 +232,21 @@ impl Properties {
     /// Decodes a property length and the properties that follow, checking
     /// each against `ctx`.
     pub(crate) fn decode(r: &mut Reader, ctx: Context) -> Result<Properties, Error> {
+        let mut props = Properties::default();
+        props.decode_into(r, ctx)?;
+        Ok(props)
+    }
+
+    /// [`Properties::decode`] into properties that are already in place
+    /// (empty): a packet being built decodes into its own field rather
+    /// than have some 400 bytes copied into it.
+    pub(crate) fn decode_into(&mut self, r: &mut Reader, ctx: Context) -> Result<(), Error> {
         let len = r.varint("property length")? as usize;
         let mut body = Reader::new(r.take(len, "properties")?);
-        let mut props = Properties::default();
         while !body.is_empty() {
-            props.decode_one(&mut body, ctx)?;
+            self.decode_one(&mut body, ctx)?;
         }
-        Ok(props)
+        Ok(())
     }
 
     fn decode_one(&mut self, r: &mut Reader, ctx: Context) -> Result<(), Error> {

@@ -231,7 +231,7 @@ impl Will {
 
     fn wire_len(&self, v5: bool) -> usize {
         let props = if v5 { self.properties.wire_len() } else { 0 };
-        props + 2 + self.topic.as_str().len() + 2 + self.payload.len()
+        props + 2 + self.topic.as_mqtt_str().len() + 2 + self.payload.len()
     }
 }
 
