@@ -8,8 +8,11 @@
 //! repeat. One list ([`Properties::visit`]) drives both the length and the
 //! writing when encoding, so the two cannot disagree.
 
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+
 use bytes::{BufMut, Bytes, BytesMut};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::wire::{self, Reader};
 use crate::error::{Error, Malformed, Violation};
@@ -116,6 +119,127 @@ pub struct Properties {
     pub subscription_identifier_available: Option<bool>,
     /// 0x2A: whether shared subscriptions are supported.
     pub shared_subscription_available: Option<bool>,
+}
+
+/// Properties kept behind a pointer that stays null while there are none.
+///
+/// A PUBLISH usually carries no properties, and an inline [`Properties`]
+/// (some 400 bytes) would make every PUBLISH that large to move: from the
+/// decoder into the flow, into queues, to each subscriber. Reading an absent
+/// set sees the empty one; the first write through `DerefMut` allocates, so
+/// a PUBLISH with no properties costs no allocation and 8 bytes.
+#[derive(Clone, Default)]
+pub struct LazyProperties(Option<Box<Properties>>);
+
+static EMPTY: Properties = Properties {
+    payload_format_indicator: None,
+    message_expiry_interval: None,
+    content_type: None,
+    response_topic: None,
+    correlation_data: None,
+    subscription_identifiers: Vec::new(),
+    session_expiry_interval: None,
+    assigned_client_identifier: None,
+    server_keep_alive: None,
+    authentication_method: None,
+    authentication_data: None,
+    request_problem_information: None,
+    will_delay_interval: None,
+    request_response_information: None,
+    response_information: None,
+    server_reference: None,
+    reason_string: None,
+    receive_maximum: None,
+    topic_alias_maximum: None,
+    topic_alias: None,
+    maximum_qos: None,
+    retain_available: None,
+    user_properties: Vec::new(),
+    maximum_packet_size: None,
+    wildcard_subscription_available: None,
+    subscription_identifier_available: None,
+    shared_subscription_available: None,
+};
+
+impl LazyProperties {
+    /// Whether no property is set (without allocating).
+    pub fn is_empty(&self) -> bool {
+        self.0.as_deref().is_none_or(Properties::is_empty)
+    }
+
+    /// The properties if any are stored, for changing them without
+    /// allocating when there are none.
+    pub fn get_mut(&mut self) -> Option<&mut Properties> {
+        self.0.as_deref_mut()
+    }
+
+    /// Decodes a property length and the properties, allocating only when
+    /// the length is not zero.
+    pub(crate) fn decode(r: &mut Reader, ctx: Context) -> Result<LazyProperties, Error> {
+        let len = r.varint("property length")? as usize;
+        if len == 0 {
+            return Ok(LazyProperties(None));
+        }
+        let mut props = Box::<Properties>::default();
+        props.decode_body(Reader::new(r.take(len, "properties")?), ctx)?;
+        Ok(LazyProperties(Some(props)))
+    }
+
+    pub(crate) fn wire_len(&self) -> usize {
+        self.0.as_deref().map_or(1, Properties::wire_len)
+    }
+
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        match self.0.as_deref() {
+            Some(props) => props.encode(buf),
+            None => buf.put_u8(0),
+        }
+    }
+}
+
+impl Deref for LazyProperties {
+    type Target = Properties;
+    fn deref(&self) -> &Properties {
+        self.0.as_deref().unwrap_or(&EMPTY)
+    }
+}
+
+impl DerefMut for LazyProperties {
+    fn deref_mut(&mut self) -> &mut Properties {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl From<Properties> for LazyProperties {
+    fn from(props: Properties) -> Self {
+        LazyProperties((!props.is_empty()).then(|| Box::new(props)))
+    }
+}
+
+impl PartialEq for LazyProperties {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for LazyProperties {}
+
+impl fmt::Debug for LazyProperties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl Serialize for LazyProperties {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for LazyProperties {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Properties::deserialize(d).map(LazyProperties::from)
+    }
 }
 
 /// One property as it goes on the wire.
@@ -242,7 +366,11 @@ impl Properties {
     /// than have some 400 bytes copied into it.
     pub(crate) fn decode_into(&mut self, r: &mut Reader, ctx: Context) -> Result<(), Error> {
         let len = r.varint("property length")? as usize;
-        let mut body = Reader::new(r.take(len, "properties")?);
+        self.decode_body(Reader::new(r.take(len, "properties")?), ctx)
+    }
+
+    /// Decodes the properties that fill `body` (after the length).
+    fn decode_body(&mut self, mut body: Reader, ctx: Context) -> Result<(), Error> {
         while !body.is_empty() {
             self.decode_one(&mut body, ctx)?;
         }

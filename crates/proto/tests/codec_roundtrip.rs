@@ -300,7 +300,7 @@ fn publish_message(protocol: Protocol) -> impl Strategy<Value = Publish> {
                 retain,
                 topic,
                 packet_id,
-                properties,
+                properties: properties.into(),
                 payload,
             }
         },

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::ack::packet_id;
 use super::wire::{self, Reader};
 use crate::error::{Error, Malformed, Misuse, Violation};
-use crate::properties::{Context, Properties};
+use crate::properties::{Context, LazyProperties, Properties};
 use crate::topic::TopicName;
 use crate::{PacketId, PacketType, Protocol, QoS};
 
@@ -30,7 +30,9 @@ pub struct Publish {
     /// Present exactly when `qos` is 1 or 2.
     pub packet_id: Option<PacketId>,
     /// PUBLISH properties (5.0 only).
-    pub properties: Properties,
+    /// PUBLISH properties (5.0 only); stored out of line, and only when
+    /// there are some.
+    pub properties: LazyProperties,
     /// The message body, shared with the decode buffer.
     pub payload: Bytes,
 }
@@ -44,7 +46,7 @@ impl Publish {
             retain: false,
             topic,
             packet_id: None,
-            properties: Properties::default(),
+            properties: LazyProperties::default(),
             payload: payload.into(),
         }
     }
@@ -68,11 +70,11 @@ impl Publish {
             retain: flags & 1 != 0,
             topic: TopicName::empty(),
             packet_id,
-            properties: Properties::default(),
+            properties: LazyProperties::default(),
             payload: Bytes::new(),
         };
         if protocol.is_v5() {
-            publish.properties.decode_into(&mut r, Context::Publish)?;
+            publish.properties = LazyProperties::decode(&mut r, Context::Publish)?;
         }
         publish.topic = match (raw_topic.is_empty(), publish.properties.topic_alias) {
             (true, Some(_)) => TopicName::empty(),

@@ -54,6 +54,11 @@ impl Reader {
     }
 
     pub fn varint(&mut self, what: &'static str) -> Result<u32, Malformed> {
+        // Property lengths and identifiers are nearly always one byte.
+        if let Some(&byte) = self.buf.first().filter(|&&b| b < 0x80) {
+            self.buf.advance(1);
+            return Ok(u32::from(byte));
+        }
         match read_varint(&self.buf)? {
             Some((value, len)) => {
                 self.buf.advance(len);

@@ -27,7 +27,13 @@ impl Inbound {
     /// of one that names its topic by alias alone. The alias property is
     /// removed so nothing downstream mistakes it for the message's own.
     pub fn resolve(&mut self, publish: &mut Publish) -> Result<(), Violation> {
-        let Some(alias) = publish.properties.topic_alias.take() else {
+        // `get_mut`, not `DerefMut`: a PUBLISH without properties must not
+        // allocate an empty set here.
+        let alias = publish
+            .properties
+            .get_mut()
+            .and_then(|p| p.topic_alias.take());
+        let Some(alias) = alias else {
             return Ok(());
         };
         // MQTT-3.3.2-8 / -9 (5.0): 0 and values above our maximum are invalid.

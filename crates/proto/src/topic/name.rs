@@ -44,7 +44,8 @@ fn check(name: &[u8]) -> Result<(), TopicError> {
     if name.is_empty() {
         return Err(TopicError::Empty);
     }
-    if name.iter().any(|&b| b == b'+' || b == b'#') {
+    let wildcard = crate::string::contains_any(name, b"+#");
+    if wildcard {
         return Err(TopicError::WildcardInTopicName);
     }
     Ok(())
