@@ -1,10 +1,47 @@
 //! # pigeon-broker
 //!
-//! The Pigeon MQTT broker as an embeddable library. Not written yet: it is
-//! the next piece of work (see the project's issues). It will drive
-//! [`pigeon_proto::flow::Connection`] from tokio tasks, route messages
-//! through a subscription trie, and keep sessions in a durable store, as
-//! `DESIGN.md` describes.
+//! The Pigeon MQTT broker as a library: `Broker::start(config)` binds and
+//! serves; `Broker::shutdown` stops it gracefully. The `pigeon broker`
+//! command is a thin wrapper; tests start one in-process on port 0.
+//!
+//! ## The parts
+//!
+//! - [`config`]: the TOML configuration with safe defaults.
+//! - `server`: the accept loop (connection cap), housekeeping (session
+//!   expiry, `$SYS`), shutdown.
+//! - `connection`: one task per client, a thin driver around
+//!   [`pigeon_proto::flow::Connection`]: bytes in, events handled, queued
+//!   messages moved into the flow's inflight window, one write per wake-up.
+//! - `broker`: state shared by connections: the session registry (with
+//!   take-over), the router, retained messages, counters.
+//! - [`router`]: the subscription trie.
+//! - [`session`]: a session's subscriptions, bounded message queue and the
+//!   protocol state left by its last connection.
+//! - [`store`]: the interface to durable state (in-memory for now).
+//!
+//! ## The path of a message
+//!
+//! A connection decodes a PUBLISH (its payload a slice of the read buffer),
+//! the flow checks it, and the connection hands it to the broker as an
+//! `Arc`. The router (under a read lock) names the sessions that match; each
+//! gets a queue entry pointing at the same message and its connection task
+//! is woken. That task takes entries while its client's inflight window has
+//! room, lets the flow assign packet identifiers, and writes. The
+//! publisher's PUBACK / PUBREC goes out once the message is queued for every
+//! subscriber (and, with the durable store, once it is on disk). A slow
+//! subscriber only fills its own queue, whose limits drop QoS 0 first.
+
+mod broker;
+pub mod config;
+mod connection;
+pub mod router;
+mod server;
+pub mod session;
+pub mod store;
+mod sys;
+
+pub use config::{Config, ConfigError};
+pub use server::Broker;
 
 /// The protocol core this broker is built on, re-exported for embedders.
 pub use pigeon_proto as proto;

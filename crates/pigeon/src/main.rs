@@ -1,28 +1,153 @@
-//! The `pigeon` command. The broker and tools are not written yet; until
-//! they are, every subcommand says so and exits with status 2, so nobody
-//! mistakes it for a working broker.
+//! The `pigeon` command. `pigeon broker` runs the broker; the client tools
+//! (`pub`, `sub`, `rr`, `bench`, `passwd`) are not written yet and say so.
 
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: pigeon <broker|pub|sub|rr|bench|passwd> [options]";
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use pigeon_broker::{Broker, Config};
+
+#[derive(Parser)]
+#[command(name = "pigeon", version, about = "MQTT broker and tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the MQTT broker (MQTT on 127.0.0.1:1883 with no options).
+    Broker(BrokerArgs),
+    /// Publish a message (not written yet).
+    Pub,
+    /// Subscribe to topics (not written yet).
+    Sub,
+    /// Request/response (not written yet).
+    Rr,
+    /// Load generator (not written yet).
+    Bench,
+    /// Manage a password file (not written yet).
+    Passwd,
+}
+
+#[derive(Args)]
+struct BrokerArgs {
+    /// Configuration file (TOML); see pigeon.example.toml.
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Port for MQTT over TCP (overrides the file).
+    #[arg(short = 'p', long = "port")]
+    port: Option<u16>,
+    /// Address to listen on (overrides the file).
+    #[arg(long = "bind")]
+    bind: Option<IpAddr>,
+    /// Directory for durable state (overrides the file).
+    #[arg(long = "data-dir")]
+    data_dir: Option<PathBuf>,
+    /// Log every connection and protocol error.
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
+    /// Check the configuration and exit.
+    #[arg(long = "test-config")]
+    test_config: bool,
+}
 
 fn main() -> ExitCode {
-    let command = std::env::args().nth(1);
-    match command.as_deref() {
-        Some("--version" | "-V") => {
-            println!("pigeon {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Broker(args) => run_broker(args),
+        other => {
+            let name = match other {
+                Command::Pub => "pub",
+                Command::Sub => "sub",
+                Command::Rr => "rr",
+                Command::Bench => "bench",
+                _ => "passwd",
+            };
+            eprintln!("pigeon {name}: not implemented yet; use mosquitto_{name} for now");
+            return ExitCode::from(2);
         }
-        Some(cmd @ ("broker" | "pub" | "sub" | "rr" | "bench" | "passwd")) => {
-            eprintln!(
-                "pigeon {cmd}: not implemented yet; today Pigeon ships its protocol core \
-                 (crates/proto). Use mosquitto for now."
-            );
-            ExitCode::from(2)
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pigeon: {e:#}");
+            ExitCode::from(1)
         }
     }
+}
+
+fn load_config(args: &BrokerArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            Config::from_toml(&text).with_context(|| path.display().to_string())?
+        }
+        None => Config::default(),
+    };
+    if let Some(port) = args.port {
+        config.listen.set_port(port);
+    }
+    if let Some(bind) = args.bind {
+        config.listen = SocketAddr::new(bind, config.listen.port());
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
+    let config = load_config(&args)?;
+    if args.test_config {
+        println!("configuration ok");
+        return Ok(());
+    }
+    let level = if args.verbose { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("pigeon={level},pigeon_broker={level}"))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let broker = Broker::start(config).await.with_context(|| {
+        format!("cannot listen on {listen} (is another broker running? try -p PORT)")
+    })?;
+    println!(
+        "pigeon broker {}: MQTT on {}",
+        env!("CARGO_PKG_VERSION"),
+        broker.local_addr()
+    );
+    println!("durability: {}", broker.store_mode());
+    shutdown_signal().await;
+    println!("shutting down");
+    broker.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
 }

@@ -1,0 +1,523 @@
+//! One task per client connection: the thin driver around
+//! [`pigeon_proto::flow::Connection`].
+//!
+//! The loop reads bytes and decodes packets into the flow, reacts to the
+//! flow's events (CONNECT, messages, subscriptions), moves messages from
+//! the session's queue into the flow while its inflight window allows, and
+//! writes everything the flow wants sent in one write per wake-up. It wakes
+//! on socket input, on the session's queue, on the flow's next deadline, on
+//! a take-over and on broker shutdown.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use pigeon_proto::codec::{ConnAck, Connect, Publish, SubAck, Subscribe, Unsubscribe, Will};
+use pigeon_proto::error::Misuse;
+use pigeon_proto::flow::{self, Event};
+use pigeon_proto::properties::Properties;
+use pigeon_proto::topic::{Subscription as Filter, TopicFilter};
+use pigeon_proto::{decode, Error, Packet, Protocol, QoS, ReasonCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, Notify};
+
+use crate::broker::Shared;
+use crate::router::Subscription;
+use crate::session::Session;
+
+/// The clock the flow runs on: tokio's, so tests with paused time work.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Serves one client until it goes away or the broker shuts down.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    shutdown: broadcast::Receiver<()>,
+) {
+    let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok();
+    let mut conn = Conn::new(shared, stream);
+    if let Err(e) = conn.run(shutdown).await {
+        tracing::debug!(?peer, "connection ended: {e}");
+    }
+    conn.finish();
+}
+
+/// The session a connection holds.
+struct Held {
+    session: Arc<Session>,
+    generation: u64,
+    kick: Arc<Notify>,
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    flow: flow::Connection,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    held: Option<Held>,
+    will: Option<Will>,
+    /// The client sent DISCONNECT: no will unless it asked (0x04).
+    clean_exit: bool,
+    will_requested: bool,
+}
+
+impl Conn {
+    fn new(shared: Arc<Shared>, stream: TcpStream) -> Conn {
+        let config = flow::Config {
+            max_inflight: shared.config.limits.max_inflight,
+            ..flow::Config::default()
+        };
+        Conn {
+            flow: flow::Connection::server(now(), config),
+            shared,
+            stream,
+            read_buf: BytesMut::with_capacity(8 * 1024),
+            write_buf: BytesMut::with_capacity(8 * 1024),
+            held: None,
+            will: None,
+            clean_exit: false,
+            will_requested: false,
+        }
+    }
+
+    async fn run(&mut self, mut shutdown: broadcast::Receiver<()>) -> io::Result<()> {
+        loop {
+            self.fill_from_queue();
+            self.flush().await?;
+            if self.flow.is_closed() {
+                return Ok(());
+            }
+            let session = self.held.as_ref().map(|h| h.session.clone());
+            let kick = self.held.as_ref().map(|h| h.kick.clone());
+            let deadline = self.flow.poll_timeout();
+            tokio::select! {
+                read = self.stream.read_buf(&mut self.read_buf) => {
+                    let n = read?;
+                    if n == 0 {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    self.shared.stats.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                    self.on_bytes().await;
+                }
+                () = wait(session.as_deref().map(|s| &s.wake)) => {}
+                () = wait(kick.as_deref()) => {
+                    // MQTT-3.1.4-3: another connection took the session over.
+                    self.flow.disconnect(ReasonCode::SESSION_TAKEN_OVER, Properties::default());
+                }
+                () = sleep_until(deadline) => {
+                    if let Err(e) = self.flow.handle_timeout(now()) {
+                        tracing::debug!(client_id = ?self.client_id(), "{e}");
+                    }
+                }
+                _ = shutdown.recv() => {
+                    self.flow.disconnect(ReasonCode::SERVER_SHUTTING_DOWN, Properties::default());
+                    self.will = None;
+                }
+            }
+        }
+    }
+
+    fn client_id(&self) -> Option<&str> {
+        self.held.as_ref().map(|h| &*h.session.client_id)
+    }
+
+    /// Decodes every whole packet in the read buffer into the flow.
+    async fn on_bytes(&mut self) {
+        let limit = self.shared.config.limits.max_packet_size;
+        loop {
+            let max = self.flow.max_incoming_packet_size().min(limit);
+            match decode(&mut self.read_buf, self.flow.protocol(), max) {
+                Ok(Some(packet)) => {
+                    if let Packet::Publish(_) = packet {
+                        self.shared
+                            .stats
+                            .messages_received
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Err(e) = self.flow.handle_packet(now(), packet) {
+                        self.log_peer_error(&e);
+                    }
+                    self.on_events().await;
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    self.log_peer_error(&e);
+                    self.flow.handle_decode_error(&e);
+                    self.read_buf.clear();
+                    return;
+                }
+            }
+            if self.flow.is_closed() {
+                return;
+            }
+        }
+    }
+
+    fn log_peer_error(&self, e: &Error) {
+        let code = e.reason_code().map(|c| c.value());
+        tracing::info!(client_id = ?self.client_id(), reason_code = ?code, "closing connection: {e}");
+    }
+
+    async fn on_events(&mut self) {
+        while let Some(event) = self.flow.poll_event() {
+            match event {
+                Event::Connect(connect) => self.on_connect(*connect).await,
+                Event::Message(publish) => self.on_message(publish),
+                Event::Subscribe(subscribe) => self.on_subscribe(subscribe),
+                Event::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
+                Event::Disconnected(d) => {
+                    // MQTT-3.14.4-3 (5.0): a normal DISCONNECT discards the
+                    // will; 0x04 asks for it.
+                    self.clean_exit = true;
+                    self.will_requested = d.reason_code == ReasonCode::DISCONNECT_WITH_WILL;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn on_connect(&mut self, connect: Connect) {
+        let limits = &self.shared.config.limits;
+        if let Some(code) = self.refusal(&connect) {
+            let connack = ConnAck {
+                reason_code: code,
+                ..ConnAck::default()
+            };
+            let _ = self.flow.refuse(connack);
+            return;
+        }
+        let v5 = connect.protocol.is_v5();
+        let mut connack = ConnAck::default();
+        let mut client_id: Arc<str> = connect.client_id.as_str().into();
+        if client_id.is_empty() {
+            // MQTT-3.1.3-6 (3.1.1) / MQTT-3.1.3-6 (5.0): assign a unique id.
+            client_id = format!("pigeon-{:016x}", rand_id()).into();
+            if v5 {
+                connack.properties.assigned_client_identifier = client_id.as_ref().try_into().ok();
+            }
+        }
+        let expiry = session_expiry(&connect, limits.max_session_expiry);
+        let attached = self
+            .shared
+            .attach(&client_id, connect.clean_start, expiry)
+            .await;
+        // MQTT-3.2.2-2 / -3 (5.0), MQTT-3.2.2-1 / -2 (3.1.1).
+        connack.session_present = attached.present;
+        if v5 {
+            let p = &mut connack.properties;
+            p.receive_maximum = Some(limits.max_inflight);
+            p.maximum_packet_size = Some(limits.max_packet_size);
+            p.topic_alias_maximum = Some(limits.topic_alias_maximum);
+            p.shared_subscription_available = Some(false);
+            // §3.2.2.3.14: tell the client the keep-alive it must use when
+            // it asked for more than the maximum (or none at all).
+            let too_long = connect.keep_alive == 0 || connect.keep_alive > limits.max_keep_alive;
+            if too_long && limits.max_keep_alive < u16::MAX {
+                p.server_keep_alive = Some(limits.max_keep_alive);
+            }
+        }
+        if let Err(e) = self.flow.accept(now(), connack, attached.flow) {
+            self.log_peer_error(&e);
+        }
+        self.will = connect.will;
+        self.held = Some(Held {
+            session: attached.session,
+            generation: attached.generation,
+            kick: attached.kick,
+        });
+        let stats = &self.shared.stats;
+        let connected = stats.clients_connected.fetch_add(1, Ordering::Relaxed) + 1;
+        stats
+            .clients_maximum
+            .fetch_max(connected, Ordering::Relaxed);
+        tracing::debug!(client_id = %client_id, protocol = %connect.protocol, "client connected");
+    }
+
+    /// The CONNACK code refusing `connect`, if it must be refused.
+    fn refusal(&self, connect: &Connect) -> Option<ReasonCode> {
+        let limits = &self.shared.config.limits;
+        let id = connect.client_id.as_str();
+        let id_rejected = id.len() > limits.max_client_id_len
+            // 3.1 requires an identifier; 3.1.1 allows none only with a clean
+            // session (MQTT-3.1.3-8 in 3.1.1).
+            || (id.is_empty() && connect.protocol == Protocol::V3_1)
+            || (id.is_empty() && connect.protocol == Protocol::V3_1_1 && !connect.clean_start);
+        if id_rejected {
+            return Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+        }
+        if connect.username.is_none() && !self.shared.config.allow_anonymous {
+            return Some(ReasonCode::NOT_AUTHORIZED);
+        }
+        // Catalogue C13: a v3 client cannot be told a lower keep-alive.
+        if !connect.protocol.is_v5() && connect.keep_alive > limits.max_keep_alive {
+            return Some(ReasonCode::SERVER_UNAVAILABLE);
+        }
+        if let Some(will) = &connect.will {
+            if will.topic.check_levels(limits.max_topic_levels).is_err() {
+                return Some(ReasonCode::TOPIC_NAME_INVALID);
+            }
+        }
+        None
+    }
+
+    fn on_message(&mut self, mut publish: Publish) {
+        let Some(held) = &self.held else { return };
+        let packet_id = publish.packet_id.take();
+        let code = if publish
+            .topic
+            .check_levels(self.shared.config.limits.max_topic_levels)
+            .is_err()
+        {
+            ReasonCode::TOPIC_NAME_INVALID
+        } else if publish.topic.as_str().starts_with("$SYS") {
+            // Catalogue P5: clients do not write the broker's own topics.
+            ReasonCode::NOT_AUTHORIZED
+        } else {
+            publish.dup = false;
+            match self
+                .shared
+                .publish(Arc::new(publish), Some(held.session.id))
+            {
+                0 => ReasonCode::NO_MATCHING_SUBSCRIBERS,
+                _ => ReasonCode::SUCCESS,
+            }
+        };
+        if let Some(id) = packet_id {
+            let _ = self.flow.ack(id, code);
+        }
+    }
+
+    fn on_subscribe(&mut self, subscribe: Subscribe) {
+        let Some(held) = &self.held else { return };
+        let session = held.session.clone();
+        let identifier = subscribe
+            .properties
+            .subscription_identifiers
+            .first()
+            .copied();
+        let limits = &self.shared.config.limits;
+        let mut codes = Vec::with_capacity(subscribe.filters.len());
+        for f in subscribe.filters {
+            let parsed = Filter::parse_with_max_levels(f.filter, limits.max_topic_levels);
+            let code = match parsed {
+                Err(_) => ReasonCode::TOPIC_FILTER_INVALID,
+                Ok(Filter::Shared(_)) => ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
+                Ok(Filter::Plain(_))
+                    if session.lock().subscriptions.len() >= limits.max_subscriptions =>
+                {
+                    ReasonCode::QUOTA_EXCEEDED
+                }
+                Ok(Filter::Plain(filter)) => {
+                    self.add_subscription(&session, filter, f.options, identifier)
+                }
+            };
+            codes.push(code);
+        }
+        let suback = SubAck {
+            packet_id: subscribe.packet_id,
+            properties: Properties::default(),
+            reason_codes: codes,
+        };
+        let _ = self.flow.send(Packet::SubAck(suback));
+    }
+
+    fn add_subscription(
+        &self,
+        session: &Session,
+        filter: TopicFilter,
+        mut options: pigeon_proto::codec::SubscriptionOptions,
+        identifier: Option<u32>,
+    ) -> ReasonCode {
+        use pigeon_proto::codec::RetainHandling;
+        options.qos = options.qos.min(self.shared.maximum_qos());
+        let sub = Subscription {
+            options,
+            identifier,
+        };
+        let existed = self.shared.subscribe(session, filter.clone(), sub);
+        // MQTT-3.3.1-9..-11 (5.0): Retain Handling decides whether retained
+        // messages follow the SUBACK; in 3.x they always do (MQTT-3.8.4-3).
+        let send = match options.retain_handling {
+            RetainHandling::SendAtSubscribe => true,
+            RetainHandling::SendAtNewSubscribe => !existed,
+            RetainHandling::DoNotSend => false,
+        };
+        if send {
+            self.shared
+                .send_retained(session, &filter, options, identifier);
+        }
+        match options.qos {
+            QoS::AtMostOnce => ReasonCode::GRANTED_QOS_0,
+            QoS::AtLeastOnce => ReasonCode::GRANTED_QOS_1,
+            QoS::ExactlyOnce => ReasonCode::GRANTED_QOS_2,
+        }
+    }
+
+    fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
+        let Some(held) = &self.held else { return };
+        let codes = unsubscribe
+            .filters
+            .into_iter()
+            .map(|f| match TopicFilter::new(f) {
+                Err(_) => ReasonCode::TOPIC_FILTER_INVALID,
+                Ok(filter) if self.shared.unsubscribe(&held.session, &filter) => {
+                    ReasonCode::SUCCESS
+                }
+                // MQTT-3.10.4-5 (5.0)
+                Ok(_) => ReasonCode::NO_SUBSCRIPTION_EXISTED,
+            })
+            .collect();
+        let unsuback = SubAck {
+            packet_id: unsubscribe.packet_id,
+            properties: Properties::default(),
+            reason_codes: codes,
+        };
+        let _ = self.flow.send(Packet::UnsubAck(unsuback));
+    }
+
+    /// Moves queued messages into the flow while its window has room. QoS 0
+    /// needs no room; a QoS 1/2 message waits at the front of the queue.
+    fn fill_from_queue(&mut self) {
+        let Some(held) = &self.held else { return };
+        if !self.flow.is_open() {
+            return;
+        }
+        while let Some(delivery) = held.session.dequeue() {
+            if delivery.qos != QoS::AtMostOnce && self.flow.send_quota() == 0 {
+                held.session.requeue_front(delivery);
+                return;
+            }
+            let mut publish = Publish::clone(&delivery.message);
+            publish.qos = delivery.qos;
+            publish.retain = delivery.retain;
+            if !delivery.identifiers.is_empty() {
+                publish.properties.subscription_identifiers = delivery.identifiers;
+            }
+            match self.flow.publish(publish) {
+                Ok(_) | Err(Error::Misuse(Misuse::ExceedsPeerMaximum { .. })) => {
+                    // Too large for this client: dropped as if sent
+                    // (MQTT-3.1.2-25 in 5.0).
+                    self.shared
+                        .stats
+                        .messages_sent
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::debug!(client_id = %held.session.client_id, "not sent: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes everything the flow has queued, as one write.
+    async fn flush(&mut self) -> io::Result<()> {
+        let protocol = self.flow.protocol();
+        while let Some(packet) = self.flow.poll_transmit(now()) {
+            if let Err(e) = packet.encode(protocol, &mut self.write_buf) {
+                tracing::warn!("could not encode {:?}: {e}", packet.packet_type());
+            }
+        }
+        if self.write_buf.is_empty() {
+            return Ok(());
+        }
+        self.stream.write_all(&self.write_buf).await?;
+        let sent = self.write_buf.len() as u64;
+        self.shared
+            .stats
+            .bytes_sent
+            .fetch_add(sent, Ordering::Relaxed);
+        self.write_buf.clear();
+        Ok(())
+    }
+
+    /// After the loop: the will, if due, and the session goes back to the
+    /// broker with the protocol state in flight.
+    fn finish(mut self) {
+        let Some(held) = self.held.take() else { return };
+        if let Some(will) = self.will.take() {
+            if !self.clean_exit || self.will_requested {
+                self.publish_will(will);
+            }
+        }
+        let state = std::mem::replace(
+            &mut self.flow,
+            flow::Connection::server(now(), flow::Config::default()),
+        );
+        self.shared
+            .release(&held.session, held.generation, state.into_session());
+        self.shared
+            .stats
+            .clients_connected
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// MQTT-3.1.2-8 (5.0) / MQTT-3.1.2-8 (3.1.1): the will is published when
+    /// the connection ends without a normal DISCONNECT.
+    fn publish_will(&self, will: Will) {
+        let mut message = Publish::new(will.topic, will.payload);
+        message.qos = will.qos;
+        message.retain = will.retain;
+        let p = &will.properties;
+        if p.payload_format_indicator.is_some()
+            || p.message_expiry_interval.is_some()
+            || p.content_type.is_some()
+            || p.response_topic.is_some()
+            || p.correlation_data.is_some()
+            || !p.user_properties.is_empty()
+        {
+            let m = &mut message.properties;
+            m.payload_format_indicator = p.payload_format_indicator;
+            m.message_expiry_interval = p.message_expiry_interval;
+            m.content_type = p.content_type.clone();
+            m.response_topic = p.response_topic.clone();
+            m.correlation_data = p.correlation_data.clone();
+            m.user_properties = p.user_properties.clone();
+        }
+        self.shared.publish(Arc::new(message), None);
+    }
+}
+
+/// Seconds the session outlives the connection: v5 Session Expiry
+/// Interval (0 by default, `0xFFFFFFFF` never), capped; 3.x clean session
+/// ends with the connection, otherwise never.
+fn session_expiry(connect: &Connect, max: u32) -> Option<u32> {
+    match connect.protocol {
+        Protocol::V5 => match connect.properties.session_expiry_interval.unwrap_or(0) {
+            u32::MAX if max == u32::MAX => None,
+            secs => Some(secs.min(max)),
+        },
+        _ if connect.clean_start => Some(0),
+        _ => None,
+    }
+}
+
+/// A unique-enough number for assigned client ids.
+fn rand_id() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(now().elapsed().as_nanos());
+    h.finish()
+}
+
+async fn wait(notify: Option<&Notify>) {
+    match notify {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,133 @@
+//! Starting and stopping the broker: the accept loop, the connection cap,
+//! the periodic tasks, and a graceful shutdown that tells every connection
+//! to close (v5 clients get DISCONNECT 0x8B) and waits for them.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::broker::Shared;
+use crate::config::Config;
+use crate::store::{MemoryStore, Store};
+use crate::{connection, sys};
+
+/// A running broker.
+#[derive(Debug)]
+pub struct Broker {
+    local_addr: SocketAddr,
+    shutdown: broadcast::Sender<()>,
+    tasks: JoinSet<()>,
+    shared: Arc<Shared>,
+}
+
+impl Broker {
+    /// Binds the listener and starts serving, with the in-memory store.
+    pub async fn start(config: Config) -> io::Result<Broker> {
+        Broker::start_with_store(config, Box::new(MemoryStore)).await
+    }
+
+    /// Binds the listener and starts serving with `store`.
+    pub async fn start_with_store(config: Config, store: Box<dyn Store>) -> io::Result<Broker> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(config, store));
+        let (shutdown, _) = broadcast::channel(1);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(accept_loop(listener, shared.clone(), shutdown.clone()));
+        tasks.spawn(housekeeping(shared.clone(), shutdown.subscribe()));
+        Ok(Broker {
+            local_addr,
+            shutdown,
+            tasks,
+            shared,
+        })
+    }
+
+    /// Where MQTT over TCP listens (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The durability mode, for the start-up line.
+    pub fn store_mode(&self) -> &'static str {
+        self.shared.store_mode()
+    }
+
+    /// Connected clients right now.
+    pub fn connected_clients(&self) -> usize {
+        self.shared
+            .stats
+            .clients_connected
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sessions held, connected or not.
+    pub fn session_count(&self) -> usize {
+        self.shared.session_count()
+    }
+
+    /// Subscriptions held.
+    pub fn subscription_count(&self) -> usize {
+        self.shared.subscription_count()
+    }
+
+    /// Tells every connection to close and waits until all have.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(());
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: broadcast::Sender<()>) {
+    let permits = Arc::new(Semaphore::new(shared.config.limits.max_connections));
+    let mut stop = shutdown.subscribe();
+    let mut connections = JoinSet::new();
+    let mut warned = false;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _peer)) = accepted else { continue };
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    if !warned {
+                        tracing::warn!(limit = shared.config.limits.max_connections, "connection limit reached; refusing new connections");
+                        warned = true;
+                    }
+                    continue;
+                };
+                let (shared, stop) = (shared.clone(), shutdown.subscribe());
+                connections.spawn(async move {
+                    connection::serve(shared, stream, stop).await;
+                    drop(permit);
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stop.recv() => break,
+        }
+    }
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close within 10 s of shutdown");
+    }
+}
+
+/// `$SYS` updates and session expiry.
+async fn housekeeping(shared: Arc<Shared>, mut stop: broadcast::Receiver<()>) {
+    let mut expiry = tokio::time::interval(Duration::from_secs(1));
+    let sys_every = shared.config.sys_interval();
+    let mut sys = tokio::time::interval(sys_every.unwrap_or(Duration::from_secs(3600)));
+    loop {
+        tokio::select! {
+            _ = expiry.tick() => shared.expire_sessions(tokio::time::Instant::now().into_std()),
+            _ = sys.tick(), if sys_every.is_some() => sys::publish_all(&shared),
+            _ = stop.recv() => return,
+        }
+    }
+}

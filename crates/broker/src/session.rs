@@ -1,0 +1,162 @@
+//! A client's session as the broker keeps it: subscriptions, the queue of
+//! messages waiting to be sent, and while the client is away the protocol
+//! state its connection left behind.
+//!
+//! Each session has its own mutex, held only to push or pop a queue entry,
+//! so publishers to different sessions never contend, and its own `Notify`
+//! that wakes the connection task when something was queued.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use pigeon_proto::codec::Publish;
+use pigeon_proto::flow::SessionState;
+use pigeon_proto::topic::TopicFilter;
+use pigeon_proto::QoS;
+use tokio::sync::Notify;
+
+use crate::router::{SessionId, Subscription};
+
+/// One message on its way to one session. The message itself is shared by
+/// every session it goes to.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The message as published.
+    pub message: Arc<Publish>,
+    /// QoS for this subscriber (the lower of message and subscription).
+    pub qos: QoS,
+    /// RETAIN flag to send.
+    pub retain: bool,
+    /// Subscription identifiers to send (v5).
+    pub identifiers: Vec<u32>,
+}
+
+/// Why a message was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The queue is full of QoS 1/2 messages.
+    QueueFull,
+    /// QoS 0 for an offline session, which is not queued by default.
+    Offline,
+}
+
+/// The connection currently serving a session.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    /// Distinguishes connections of the same client over time.
+    pub generation: u64,
+    /// Notified to make that connection let go (session take-over).
+    pub kick: Arc<Notify>,
+}
+
+/// What the session holds, behind its mutex.
+#[derive(Debug, Default)]
+pub struct Inner {
+    /// Messages not yet handed to the connection, oldest first.
+    pub queue: VecDeque<Delivery>,
+    /// Payload bytes in `queue`.
+    pub queued_bytes: usize,
+    /// Protocol state left by the last connection (in flight, QoS 2 ids).
+    pub flow: SessionState,
+    /// The session's subscriptions.
+    pub subscriptions: HashMap<TopicFilter, Subscription>,
+    /// The serving connection, if connected.
+    pub owner: Option<Owner>,
+    /// Seconds the session outlives its connection; `None` means forever.
+    pub expiry: Option<u32>,
+    /// When the last connection ended.
+    pub disconnected_at: Option<Instant>,
+    /// Messages dropped because of limits (counted, logged once).
+    pub dropped: u64,
+    /// Set when the session is discarded: nothing may be queued any more.
+    pub ended: bool,
+}
+
+/// A session.
+#[derive(Debug)]
+pub struct Session {
+    /// The broker-internal id the router uses.
+    pub id: SessionId,
+    /// The client identifier.
+    pub client_id: Arc<str>,
+    inner: Mutex<Inner>,
+    /// Wakes the connection when something was queued.
+    pub wake: Notify,
+    /// Notified when a kicked connection has let go.
+    pub released: Notify,
+}
+
+/// Queue limits of one session.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Entries.
+    pub messages: usize,
+    /// Payload bytes.
+    pub bytes: usize,
+    /// Whether QoS 0 is queued while offline.
+    pub qos0_offline: bool,
+}
+
+impl Session {
+    /// A new, empty session.
+    pub fn new(id: SessionId, client_id: Arc<str>) -> Session {
+        Session {
+            id,
+            client_id,
+            inner: Mutex::new(Inner::default()),
+            wake: Notify::new(),
+            released: Notify::new(),
+        }
+    }
+
+    /// Locks the session. A poisoned lock (a panic elsewhere) still gives
+    /// the data: queues stay usable rather than the broker failing.
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a message, applying the limits: when full, the oldest QoS 0
+    /// message makes room; if there is none, the new message is refused.
+    pub fn enqueue(&self, delivery: Delivery, limits: QueueLimits) -> Result<(), Refused> {
+        let mut inner = self.lock();
+        if inner.ended {
+            return Ok(());
+        }
+        if inner.owner.is_none() && delivery.qos == QoS::AtMostOnce && !limits.qos0_offline {
+            return Err(Refused::Offline);
+        }
+        let size = delivery.message.payload.len();
+        while inner.queue.len() >= limits.messages || inner.queued_bytes + size > limits.bytes {
+            let Some(oldest_qos0) = inner.queue.iter().position(|d| d.qos == QoS::AtMostOnce)
+            else {
+                inner.dropped += 1;
+                return Err(Refused::QueueFull);
+            };
+            if let Some(old) = inner.queue.remove(oldest_qos0) {
+                inner.queued_bytes -= old.message.payload.len();
+                inner.dropped += 1;
+            }
+        }
+        inner.queued_bytes += size;
+        inner.queue.push_back(delivery);
+        drop(inner);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Takes the oldest queued message.
+    pub fn dequeue(&self) -> Option<Delivery> {
+        let mut inner = self.lock();
+        let delivery = inner.queue.pop_front()?;
+        inner.queued_bytes -= delivery.message.payload.len();
+        Some(delivery)
+    }
+
+    /// Puts a message back at the front (the connection could not send it yet).
+    pub fn requeue_front(&self, delivery: Delivery) {
+        let mut inner = self.lock();
+        inner.queued_bytes += delivery.message.payload.len();
+        inner.queue.push_front(delivery);
+    }
+}
