@@ -88,25 +88,36 @@ impl Default for Limits {
     }
 }
 
-/// A configuration value that cannot be used, with what is allowed.
+/// What is wrong with a configuration, said so it can be fixed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("config: {key} = {value}: {allowed}")]
-pub struct ConfigError {
-    /// The key, as written in the file.
-    pub key: String,
-    /// The offending value.
-    pub value: String,
-    /// What would be accepted.
-    pub allowed: String,
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A value out of range.
+    #[error("config: {key} = {value}: {allowed}")]
+    Value {
+        /// The key, as written in the file.
+        key: String,
+        /// The offending value.
+        value: String,
+        /// What would be accepted.
+        allowed: String,
+    },
+    /// The file is not valid TOML or names an unknown key.
+    #[error("config: line {line}: {message} (every key is listed in pigeon.example.toml)")]
+    Syntax {
+        /// 1-based line of the problem.
+        line: usize,
+        /// The parser's description.
+        message: String,
+    },
 }
 
 impl Config {
     /// Parses a TOML file's text and checks every value.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError {
-            key: "file".into(),
-            value: e.message().trim().into(),
-            allowed: toml_position(text, e.span()),
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            line: e.span().map_or(1, |span| line_of(text, span.start)),
+            message: e.message().trim().into(),
         })?;
         config.validate()?;
         Ok(config)
@@ -137,7 +148,7 @@ fn check<T: PartialOrd + std::fmt::Display>(
     max: T,
 ) -> Result<(), ConfigError> {
     if v < min || v > max {
-        return Err(ConfigError {
+        return Err(ConfigError::Value {
             key: key.into(),
             value: v.to_string(),
             allowed: format!("must be between {min} and {max}"),
@@ -146,12 +157,13 @@ fn check<T: PartialOrd + std::fmt::Display>(
     Ok(())
 }
 
-fn toml_position(text: &str, span: Option<std::ops::Range<usize>>) -> String {
-    let Some(span) = span else {
-        return "fix the file's syntax".into();
-    };
-    let line = text[..span.start.min(text.len())].lines().count().max(1);
-    format!("see line {line}; every key is listed in pigeon.example.toml")
+fn line_of(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]
@@ -163,6 +175,14 @@ mod tests {
         let c = Config::from_toml("").unwrap();
         assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 1883)));
         assert_eq!(c.limits.max_inflight, 100);
+    }
+
+    #[test]
+    fn the_example_file_lists_the_defaults() {
+        let text = include_str!("../../../pigeon.example.toml");
+        let c = Config::from_toml(text).unwrap();
+        let d = Config::default();
+        assert_eq!(format!("{c:?}"), format!("{d:?}"));
     }
 
     #[test]
