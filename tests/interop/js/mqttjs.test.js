@@ -1,0 +1,68 @@
+// MQTT.js against Pigeon over TCP: publish/subscribe at each QoS in MQTT
+// 3.1.1 and 5.0. Starts `pigeon broker` on a free port and stops it by PID.
+const { test, before, after } = require('node:test');
+const assert = require('node:assert');
+const net = require('node:net');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+const mqtt = require('mqtt');
+
+const root = path.resolve(__dirname, '..', '..', '..');
+const bin = process.env.PIGEON_BIN || path.join(root, 'target', 'debug', 'pigeon');
+let broker;
+let port;
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function waitForPort(p) {
+  for (let i = 0; i < 500; i++) {
+    const ok = await new Promise((resolve) => {
+      const c = net.connect(p, '127.0.0.1', () => { c.end(); resolve(true); });
+      c.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`broker did not listen on ${p}`);
+}
+
+before(async () => {
+  port = await freePort();
+  broker = spawn(bin, ['broker', '-p', String(port)], { stdio: 'ignore' });
+  await waitForPort(port);
+});
+
+after(() => { broker.kill('SIGTERM'); });
+
+function connect(protocolVersion) {
+  return new Promise((resolve, reject) => {
+    const c = mqtt.connect({ host: '127.0.0.1', port, protocolVersion, reconnectPeriod: 0 });
+    c.once('connect', () => resolve(c));
+    c.once('error', reject);
+  });
+}
+
+for (const version of [4, 5]) {
+  for (const qos of [0, 1, 2]) {
+    test(`MQTT.js v${version === 4 ? '3.1.1' : '5'} QoS ${qos} publish reaches a subscriber`, async () => {
+      const sub = await connect(version);
+      await sub.subscribeAsync('js/+', { qos });
+      const pub = await connect(version);
+      const got = new Promise((resolve) => sub.once('message', (topic, payload, packet) => resolve({ topic, payload, packet })));
+      await pub.publishAsync('js/x', `hello ${qos}`, { qos });
+      const m = await got;
+      assert.strictEqual(m.topic, 'js/x');
+      assert.strictEqual(m.payload.toString(), `hello ${qos}`);
+      assert.strictEqual(m.packet.qos, qos);
+      await pub.endAsync();
+      await sub.endAsync();
+    });
+  }
+}
