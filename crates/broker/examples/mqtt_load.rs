@@ -1,0 +1,237 @@
+//! A small MQTT load generator for comparing brokers on one machine:
+//! fan-in (8 publishers, 1 subscriber), fan-out (1 publisher, 8
+//! subscribers) and pairs (16 publisher/subscriber pairs), QoS 0 or 1,
+//! 64-byte payloads, MQTT 3.1.1. It reports messages delivered to
+//! subscribers per second. `scripts/bench-brokers` runs it against Pigeon
+//! and mosquitto in the same run.
+//!
+//! ```sh
+//! cargo run --release --example mqtt_load -- 127.0.0.1:1883 fanin 1 5
+//! ```
+//! (address, scenario, QoS, seconds)
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use pigeon_proto::codec::{Ack, Connect, Publish, Subscribe, SubscribeFilter, SubscriptionOptions};
+use pigeon_proto::properties::Properties;
+use pigeon_proto::topic::TopicName;
+use pigeon_proto::{decode, Packet, PacketId, Protocol, QoS};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const V: Protocol = Protocol::V3_1_1;
+/// QoS 1 messages a publisher keeps unacknowledged.
+const WINDOW: usize = 64;
+
+/// A client id and the topic (or filter) it uses.
+type Client = (String, String);
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+    out: BytesMut,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr, id: &str) -> Res<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let mut c = Conn {
+            stream,
+            buf: BytesMut::with_capacity(64 * 1024),
+            out: BytesMut::new(),
+        };
+        let connect = Connect::new(V, id.try_into()?);
+        c.send(Packet::Connect(Box::new(connect))).await?;
+        match c.recv().await? {
+            Packet::ConnAck(a) if !a.reason_code.is_error() => Ok(c),
+            other => Err(format!("connect refused: {other:?}").into()),
+        }
+    }
+
+    async fn send(&mut self, p: Packet) -> Res<()> {
+        p.encode(V, &mut self.out)?;
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> Res<()> {
+        self.stream.write_all(&self.out).await?;
+        self.out.clear();
+        Ok(())
+    }
+
+    async fn recv(&mut self) -> Res<Packet> {
+        loop {
+            if let Some(p) = decode(&mut self.buf, V, u32::MAX)? {
+                return Ok(p);
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err("connection closed".into());
+            }
+        }
+    }
+}
+
+async fn subscriber(
+    addr: SocketAddr,
+    id: String,
+    filter: String,
+    qos: QoS,
+    count: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> Res<()> {
+    let mut c = Conn::open(addr, &id).await?;
+    let options = SubscriptionOptions {
+        qos,
+        ..Default::default()
+    };
+    let filters = vec![SubscribeFilter {
+        filter: filter.as_str().try_into()?,
+        options,
+    }];
+    let packet_id = PacketId::MIN;
+    c.send(Packet::Subscribe(Subscribe {
+        packet_id,
+        properties: Properties::default(),
+        filters,
+    }))
+    .await?;
+    while !stop.load(Ordering::Relaxed) {
+        let read =
+            tokio::time::timeout(Duration::from_millis(200), c.stream.read_buf(&mut c.buf)).await;
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok(()),
+            Ok(Ok(_)) => {}
+            Err(_) => continue,
+        }
+        let mut n = 0;
+        while let Some(p) = decode(&mut c.buf, V, u32::MAX)? {
+            if let Packet::Publish(p) = p {
+                n += 1;
+                if let Some(id) = p.packet_id {
+                    Packet::PubAck(Ack::new(id)).encode(V, &mut c.out)?;
+                }
+            }
+        }
+        count.fetch_add(n, Ordering::Relaxed);
+        if !c.out.is_empty() {
+            c.flush().await?;
+        }
+    }
+    Ok(())
+}
+
+async fn publisher(
+    addr: SocketAddr,
+    id: String,
+    topic: String,
+    qos: QoS,
+    stop: Arc<AtomicBool>,
+) -> Res<()> {
+    let mut c = Conn::open(addr, &id).await?;
+    let topic = TopicName::try_from(topic.as_str())?;
+    let mut next = PacketId::MIN;
+    let mut unacked = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        // A batch per write: up to the window for QoS 1, 32 for QoS 0.
+        let room = if qos == QoS::AtMostOnce {
+            32
+        } else {
+            WINDOW - unacked
+        };
+        for _ in 0..room {
+            let mut p = Publish::new(topic.clone(), vec![b'x'; 64]);
+            p.qos = qos;
+            if qos != QoS::AtMostOnce {
+                p.packet_id = Some(next);
+                next = next.next();
+                unacked += 1;
+            }
+            Packet::Publish(p).encode(V, &mut c.out)?;
+        }
+        c.flush().await?;
+        if qos == QoS::AtMostOnce {
+            continue;
+        }
+        // Wait for at least one acknowledgement, then take all that came.
+        let read =
+            tokio::time::timeout(Duration::from_millis(500), c.stream.read_buf(&mut c.buf)).await;
+        if let Ok(Ok(0)) = read {
+            return Ok(());
+        }
+        while let Some(p) = decode(&mut c.buf, V, u32::MAX)? {
+            if let Packet::PubAck(_) = p {
+                unacked -= 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: mqtt_load ADDR fanin|fanout|pairs QOS SECONDS";
+    let addr: SocketAddr = args.get(1).ok_or(usage)?.parse()?;
+    let scenario = args.get(2).ok_or(usage)?.clone();
+    let qos = QoS::from_u8(args.get(3).ok_or(usage)?.parse()?).ok_or(usage)?;
+    let secs: u64 = args.get(4).ok_or(usage)?.parse()?;
+    let (subs, pubs): (Vec<Client>, Vec<Client>) = match scenario.as_str() {
+        "fanin" => (
+            vec![("s0".into(), "load/in/+".into())],
+            (0..8)
+                .map(|i| (format!("p{i}"), format!("load/in/{i}")))
+                .collect(),
+        ),
+        "fanout" => (
+            (0..8)
+                .map(|i| (format!("s{i}"), "load/out".into()))
+                .collect(),
+            vec![("p0".into(), "load/out".into())],
+        ),
+        "pairs" => (
+            (0..16)
+                .map(|i| (format!("s{i}"), format!("load/pair/{i}")))
+                .collect(),
+            (0..16)
+                .map(|i| (format!("p{i}"), format!("load/pair/{i}")))
+                .collect(),
+        ),
+        _ => return Err(usage.into()),
+    };
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for (id, filter) in subs {
+        tasks.push(tokio::spawn(subscriber(
+            addr,
+            id,
+            filter,
+            qos,
+            count.clone(),
+            stop.clone(),
+        )));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // subscriptions in place
+    for (id, topic) in pubs {
+        tasks.push(tokio::spawn(publisher(addr, id, topic, qos, stop.clone())));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await; // warm-up
+    let start_count = count.load(Ordering::Relaxed);
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let delivered = count.load(Ordering::Relaxed) - start_count;
+    let rate = delivered as f64 / start.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    }
+    println!("{scenario} qos{} delivered/s {rate:.0}", qos as u8);
+    Ok(())
+}
