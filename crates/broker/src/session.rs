@@ -160,3 +160,71 @@ impl Session {
         inner.queue.push_front(delivery);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pigeon_proto::topic::TopicName;
+
+    use super::*;
+
+    fn delivery(qos: QoS, tag: u8) -> Delivery {
+        let topic = TopicName::try_from("t").unwrap();
+        let message = Arc::new(Publish::new(topic, vec![tag]));
+        Delivery {
+            message,
+            qos,
+            retain: false,
+            identifiers: Vec::new(),
+        }
+    }
+
+    fn connected() -> Session {
+        let s = Session::new(1, "c".into());
+        s.lock().owner = Some(Owner {
+            generation: 1,
+            kick: Arc::new(Notify::new()),
+        });
+        s
+    }
+
+    const LIMITS: QueueLimits = QueueLimits {
+        messages: 3,
+        bytes: 1 << 20,
+        qos0_offline: false,
+    };
+
+    #[test]
+    fn full_queue_drops_the_oldest_qos0_first_then_refuses() {
+        let s = connected();
+        s.enqueue(delivery(QoS::AtLeastOnce, 1), LIMITS).unwrap();
+        s.enqueue(delivery(QoS::AtMostOnce, 2), LIMITS).unwrap();
+        s.enqueue(delivery(QoS::AtLeastOnce, 3), LIMITS).unwrap();
+        s.enqueue(delivery(QoS::AtLeastOnce, 4), LIMITS).unwrap();
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce, 5), LIMITS),
+            Err(Refused::QueueFull)
+        );
+        let tags: Vec<u8> = std::iter::from_fn(|| s.dequeue())
+            .map(|d| d.message.payload[0])
+            .collect();
+        assert_eq!(tags, [1, 3, 4]);
+        assert_eq!(s.lock().dropped, 2);
+        assert_eq!(s.lock().queued_bytes, 0);
+    }
+
+    #[test]
+    fn offline_sessions_do_not_queue_qos0_unless_configured() {
+        let s = Session::new(1, "c".into());
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtMostOnce, 1), LIMITS),
+            Err(Refused::Offline)
+        );
+        s.enqueue(delivery(QoS::AtLeastOnce, 2), LIMITS).unwrap();
+        let keep = QueueLimits {
+            qos0_offline: true,
+            ..LIMITS
+        };
+        s.enqueue(delivery(QoS::AtMostOnce, 3), keep).unwrap();
+        assert_eq!(s.lock().queue.len(), 2);
+    }
+}
