@@ -8,12 +8,13 @@
 //! on socket input, on the session's queue, on the flow's next deadline, on
 //! a take-over and on broker shutdown.
 
-use std::io;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use pigeon_proto::codec::{ConnAck, Connect, Publish, SubAck, Subscribe, Unsubscribe, Will};
 use pigeon_proto::error::Misuse;
 use pigeon_proto::flow::{self, Event};
@@ -461,24 +462,37 @@ impl Conn {
         }
     }
 
-    /// Writes everything the flow has queued, as one write.
+    /// Writes everything the flow has queued with one vectored write per
+    /// wake-up (more only if the socket takes part of it). Small packets are
+    /// encoded into one buffer; a large PUBLISH payload is not copied: its
+    /// header goes into the buffer and the payload, shared with every other
+    /// subscriber, is its own slice of the write.
     async fn flush(&mut self) -> io::Result<()> {
         let protocol = self.flow.protocol();
+        let mut chunks: VecDeque<Bytes> = VecDeque::new();
         while let Some(packet) = self.flow.poll_transmit(now()) {
-            if let Err(e) = packet.encode(protocol, &mut self.write_buf) {
+            let encoded = match &packet {
+                Packet::Publish(p) if p.payload.len() >= SHARED_PAYLOAD_MIN => {
+                    p.encode_header(protocol, &mut self.write_buf).map(|()| {
+                        chunks.push_back(self.write_buf.split().freeze());
+                        chunks.push_back(p.payload.clone());
+                    })
+                }
+                _ => packet.encode(protocol, &mut self.write_buf),
+            };
+            if let Err(e) = encoded {
                 tracing::warn!("could not encode {:?}: {e}", packet.packet_type());
             }
         }
-        if self.write_buf.is_empty() {
-            return Ok(());
+        if !self.write_buf.is_empty() {
+            chunks.push_back(self.write_buf.split().freeze());
         }
-        self.stream.write_all(&self.write_buf).await?;
-        let sent = self.write_buf.len() as u64;
+        let total: usize = chunks.iter().map(Bytes::len).sum();
+        write_all_vectored(&mut self.stream, chunks).await?;
         self.shared
             .stats
             .bytes_sent
-            .fetch_add(sent, Ordering::Relaxed);
-        self.write_buf.clear();
+            .fetch_add(total as u64, Ordering::Relaxed);
         if self.write_buf.capacity() > 64 * 1024 {
             self.write_buf = BytesMut::new();
         }
@@ -553,6 +567,34 @@ fn rand_id() -> u64 {
     let mut h = RandomState::new().build_hasher();
     h.write_u128(now().elapsed().as_nanos());
     h.finish()
+}
+
+/// Payloads at least this large are written from the shared message
+/// instead of being copied into the write buffer.
+const SHARED_PAYLOAD_MIN: usize = 1024;
+
+/// Writes every chunk, as few `writev` calls as the socket allows.
+async fn write_all_vectored(stream: &mut TcpStream, mut chunks: VecDeque<Bytes>) -> io::Result<()> {
+    while !chunks.is_empty() {
+        let slices: Vec<IoSlice<'_>> = chunks.iter().take(64).map(|c| IoSlice::new(c)).collect();
+        let mut written = stream.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let Some(front) = chunks.front_mut() else {
+                break;
+            };
+            if written >= front.len() {
+                written -= front.len();
+                chunks.pop_front();
+            } else {
+                front.advance(written);
+                written = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn wait(notify: Option<&Notify>) {

@@ -462,3 +462,39 @@ async fn clean_session_leaves_nothing_behind() {
     assert_eq!(broker.session_count(), 0);
     assert_eq!(broker.subscription_count(), 0);
 }
+
+#[tokio::test]
+async fn large_payloads_arrive_intact_at_every_subscriber() {
+    // The payload is written from the shared message, not copied: check
+    // every byte at every subscriber, at QoS 0 and 1.
+    let broker = broker().await;
+    let mut subs = Vec::new();
+    for n in 0..3 {
+        let mut s = Raw::connect(&broker, V311, &format!("s{n}")).await;
+        s.send(subscribe(1, &[("big", QoS::AtLeastOnce)])).await;
+        s.recv().await;
+        subs.push(s);
+    }
+    let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut p = Raw::connect(&broker, V311, "p").await;
+    p.send(Packet::Publish(publish(
+        "big",
+        &payload,
+        QoS::AtMostOnce,
+        0,
+    )))
+    .await;
+    p.send(Packet::Publish(publish(
+        "big",
+        &payload,
+        QoS::AtLeastOnce,
+        1,
+    )))
+    .await;
+    for s in &mut subs {
+        for _ in 0..2 {
+            let got = expect_publish(s.recv().await);
+            assert_eq!(&got.payload[..], &payload[..]);
+        }
+    }
+}
