@@ -115,6 +115,11 @@ impl Conn {
                     ready?;
                     if self.read_some()? {
                         self.on_bytes().await;
+                        // `readable()` and `try_read_buf` do not count against
+                        // tokio's cooperative budget: without this, a client
+                        // that floods keeps this task running and starves the
+                        // subscribers it is feeding.
+                        tokio::task::yield_now().await;
                     }
                 }
                 () = wait(session.as_deref().map(|s| &s.wake)) => {}

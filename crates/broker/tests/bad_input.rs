@@ -293,3 +293,67 @@ async fn stuck_subscriber_affects_only_itself() {
         "the publisher is not blocked"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_keeps_receiving_while_publishers_flood() {
+    // Issue 3: under an unthrottled flood the subscriber keeps receiving.
+    // (A connection task that never yielded once starved it completely.)
+    // The broker runs on its own two threads, as in production, so the
+    // flooding clients cannot slow it by sharing its runtime.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let broker = runtime.spawn(broker()).await.unwrap();
+    let mut sub = Raw::connect(&broker, V311, "sub").await;
+    sub.send(subscribe(1, &[("flood/+", QoS::AtMostOnce)]))
+        .await;
+    sub.recv().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut floods = Vec::new();
+    for n in 0..4 {
+        let mut p = Raw::connect(&broker, V311, &format!("p{n}")).await;
+        let stop = stop.clone();
+        floods.push(tokio::spawn(async move {
+            let mut batch = bytes::BytesMut::new();
+            for _ in 0..64 {
+                Packet::Publish(publish(
+                    &format!("flood/{n}"),
+                    &[1u8; 64],
+                    QoS::AtMostOnce,
+                    0,
+                ))
+                .encode(V311, &mut batch)
+                .unwrap();
+            }
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                p.send_bytes(&batch).await;
+            }
+        }));
+    }
+    // Count deliveries in 250 ms windows while the flood goes on.
+    let mut windows = Vec::new();
+    for _ in 0..6 {
+        let end = tokio::time::Instant::now() + Duration::from_millis(250);
+        let mut got = 0;
+        loop {
+            match tokio::time::timeout_at(end, sub.recv()).await {
+                Ok(Some(Packet::Publish(_))) => got += 1,
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("subscriber was disconnected"),
+                Err(_) => break,
+            }
+        }
+        windows.push(got);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for f in floods {
+        f.abort();
+    }
+    runtime.shutdown_background();
+    assert!(
+        windows[1..].iter().all(|&n| n >= 100),
+        "deliveries per 250 ms: {windows:?}"
+    );
+}
