@@ -14,7 +14,7 @@ use pigeon_proto::QoS;
 
 use crate::config::Config;
 use crate::router::{Router, SessionId, Subscription};
-use crate::session::{Delivery, Owner, QueueLimits, Session};
+use crate::session::{Delivery, Owner, QueueLimits, Refused, Session};
 use crate::store::Store;
 
 /// Counters behind `$SYS` (mosquitto's names).
@@ -268,12 +268,25 @@ impl Shared {
             };
             match session.enqueue(delivery, limits) {
                 Ok(()) => delivered += 1,
-                Err(_) => {
-                    self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
-                }
+                Err(refused) => self.count_drop(session, refused),
             }
         }
         delivered
+    }
+
+    /// Counts a message a session's limits refused, and says so in the log
+    /// the first time it happens to that session.
+    fn count_drop(&self, session: &Session, refused: Refused) {
+        self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
+        if refused == Refused::QueueFull && !session.lock().warned_full {
+            session.lock().warned_full = true;
+            tracing::warn!(
+                client_id = %session.client_id,
+                limit = self.config.limits.max_queued_messages,
+                "message queue full: dropping messages for this client (QoS 0 first); \
+                 raise limits.max_queued_messages or check the client (logged once per session)"
+            );
+        }
     }
 
     fn retain(&self, message: &Arc<Publish>) {
@@ -343,8 +356,8 @@ impl Shared {
                 retain: true,
                 identifiers: id.into_iter().collect(),
             };
-            if session.enqueue(delivery, limits).is_err() {
-                self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
+            if let Err(refused) = session.enqueue(delivery, limits) {
+                self.count_drop(session, refused);
             }
         }
     }

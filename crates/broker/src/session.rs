@@ -71,6 +71,8 @@ pub struct Inner {
     pub dropped: u64,
     /// Set when the session is discarded: nothing may be queued any more.
     pub ended: bool,
+    /// The queue-full warning was logged for this session.
+    pub warned_full: bool,
 }
 
 /// A session.

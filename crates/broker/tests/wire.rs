@@ -498,3 +498,31 @@ async fn large_payloads_arrive_intact_at_every_subscriber() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn session_ends_when_its_expiry_interval_has_passed_v5() {
+    // MQTT-3.1.2-23 (5.0): the session is kept for the Session Expiry Interval.
+    let broker = broker().await;
+    let mut connect = connect_packet(V5, "brief", true);
+    connect.properties.session_expiry_interval = Some(30);
+    let (mut c, _) = Raw::connect_with(&broker, connect).await;
+    c.send(subscribe(1, &[("t", QoS::AtLeastOnce)])).await;
+    c.recv().await;
+    drop(c);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(broker.session_count(), 1, "kept while within the interval");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(broker.session_count(), 0, "gone after it");
+    assert_eq!(broker.subscription_count(), 0);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_closed() {
+    let broker = broker_with(|c| c.limits.max_connections = 2).await;
+    let _a = Raw::connect(&broker, V311, "a").await;
+    let _b = Raw::connect(&broker, V311, "b").await;
+    let mut c = Raw::open(&broker, V311).await;
+    c.send(Packet::Connect(Box::new(connect_packet(V311, "c", true))))
+        .await;
+    assert!(c.closed().await.is_empty());
+}
