@@ -207,8 +207,7 @@ impl Shared {
         let filters: Vec<TopicFilter> = {
             let mut inner = session.lock();
             inner.ended = true;
-            inner.queue.clear();
-            inner.queued_bytes = 0;
+            inner.clear_queue();
             inner.subscriptions.drain().map(|(f, _)| f).collect()
         };
         let mut router = write(&self.router);

@@ -57,6 +57,9 @@ pub struct Inner {
     pub queue: VecDeque<Delivery>,
     /// Payload bytes in `queue`.
     pub queued_bytes: usize,
+    /// QoS 0 entries in `queue`: when it is full of QoS 1/2 messages, a
+    /// refusal must not scan a thousand entries looking for one to drop.
+    pub queued_qos0: usize,
     /// Protocol state left by the last connection (in flight, QoS 2 ids).
     pub flow: SessionState,
     /// The session's subscriptions.
@@ -130,17 +133,20 @@ impl Session {
         }
         let size = delivery.message.payload.len();
         while inner.queue.len() >= limits.messages || inner.queued_bytes + size > limits.bytes {
-            let Some(oldest_qos0) = inner.queue.iter().position(|d| d.qos == QoS::AtMostOnce)
-            else {
+            let oldest_qos0 = match inner.queued_qos0 {
+                0 => None,
+                _ => inner.queue.iter().position(|d| d.qos == QoS::AtMostOnce),
+            };
+            let Some(index) = oldest_qos0 else {
                 inner.dropped += 1;
                 return Err(Refused::QueueFull);
             };
-            if let Some(old) = inner.queue.remove(oldest_qos0) {
-                inner.queued_bytes -= old.message.payload.len();
+            if let Some(old) = inner.queue.remove(index) {
+                inner.forget(&old);
                 inner.dropped += 1;
             }
         }
-        inner.queued_bytes += size;
+        inner.remember(&delivery);
         inner.queue.push_back(delivery);
         drop(inner);
         self.wake.notify_one();
@@ -151,15 +157,36 @@ impl Session {
     pub fn dequeue(&self) -> Option<Delivery> {
         let mut inner = self.lock();
         let delivery = inner.queue.pop_front()?;
-        inner.queued_bytes -= delivery.message.payload.len();
+        inner.forget(&delivery);
         Some(delivery)
     }
 
     /// Puts a message back at the front (the connection could not send it yet).
     pub fn requeue_front(&self, delivery: Delivery) {
         let mut inner = self.lock();
-        inner.queued_bytes += delivery.message.payload.len();
+        inner.remember(&delivery);
         inner.queue.push_front(delivery);
+    }
+}
+
+impl Inner {
+    /// Accounts for an entry entering the queue.
+    fn remember(&mut self, d: &Delivery) {
+        self.queued_bytes += d.message.payload.len();
+        self.queued_qos0 += usize::from(d.qos == QoS::AtMostOnce);
+    }
+
+    /// Accounts for an entry leaving the queue.
+    fn forget(&mut self, d: &Delivery) {
+        self.queued_bytes -= d.message.payload.len();
+        self.queued_qos0 -= usize::from(d.qos == QoS::AtMostOnce);
+    }
+
+    /// Empties the queue.
+    pub fn clear_queue(&mut self) {
+        self.queue.clear();
+        self.queued_bytes = 0;
+        self.queued_qos0 = 0;
     }
 }
 
