@@ -92,6 +92,16 @@ impl SessionState {
         busy: impl Fn(PacketId) -> bool,
     ) -> Result<PacketId, Misuse> {
         let mut id = PacketId::new(self.last_packet_id).map_or(PacketId::MIN, PacketId::next);
+        // Fast path, taken on every message: identifiers are allocated in
+        // order and entries are pushed in that order, so every identifier in
+        // use lies in the cyclic range from the oldest entry's to the last
+        // allocated. The next one is outside that range unless the range is
+        // the whole circle, which is exactly when it is the oldest entry's.
+        let oldest = self.outbound.front().and_then(Outbound::packet_id);
+        if !busy(id) && oldest != Some(id) {
+            self.last_packet_id = id.get();
+            return Ok(id);
+        }
         for _ in 0..u16::MAX {
             if !busy(id) && self.position(id).is_none() {
                 self.last_packet_id = id.get();
@@ -136,5 +146,55 @@ impl SessionState {
 
     pub(crate) fn release_inbound_qos2(&mut self, id: PacketId) -> bool {
         self.inbound_qos2.remove(&id.get())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::topic::TopicName;
+
+    fn entry(id: PacketId) -> Outbound {
+        let mut p = Publish::new(TopicName::try_from("t").unwrap(), &b""[..]);
+        p.qos = crate::QoS::AtLeastOnce;
+        p.packet_id = Some(id);
+        Outbound::AwaitPubAck(p)
+    }
+
+    proptest! {
+        /// MQTT-2.2.1-3 (5.0): a new identifier is one not in use, whatever
+        /// order acknowledgements come in, across wrap-around.
+        #[test]
+        fn allocated_identifiers_are_never_in_use(
+            ops in proptest::collection::vec((any::<bool>(), any::<u16>()), 1..3000),
+            start in any::<u16>(),
+        ) {
+            let mut s = SessionState { last_packet_id: start, ..SessionState::default() };
+            for (allocate, pick) in ops {
+                if allocate || s.outbound.is_empty() {
+                    let id = s.allocate_id(|_| false).unwrap();
+                    prop_assert!(s.position(id).is_none(), "{id:?} was in use");
+                    s.push(entry(id));
+                } else {
+                    let index = usize::from(pick) % s.outbound.len();
+                    s.remove(index);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn after_a_full_circle_the_oldest_identifier_is_not_handed_out_again() {
+        // Identifiers wrapped all the way round: the next in sequence is the
+        // oldest one still in flight, and must be skipped.
+        let oldest = PacketId::new(11).unwrap();
+        let mut s = SessionState {
+            last_packet_id: 10,
+            ..SessionState::default()
+        };
+        s.push(entry(oldest));
+        assert_eq!(s.allocate_id(|_| false), Ok(PacketId::new(12).unwrap()));
     }
 }
