@@ -12,6 +12,7 @@ use pigeon_proto::flow::SessionState;
 use pigeon_proto::topic::{TopicFilter, TopicName};
 use pigeon_proto::QoS;
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::router::{Router, SessionId, Subscription};
 use crate::session::{Delivery, Owner, QueueLimits, Refused, Session};
@@ -60,6 +61,7 @@ pub(crate) struct Shared {
     retained: RwLock<HashMap<TopicName, Arc<Publish>>>,
     next_id: AtomicU64,
     store: Box<dyn Store>,
+    pub auth: Box<dyn Authenticator>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -71,7 +73,7 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Shared {
-    pub fn new(config: Config, store: Box<dyn Store>) -> Shared {
+    pub fn new(config: Config, store: Box<dyn Store>, auth: Box<dyn Authenticator>) -> Shared {
         Shared {
             config,
             started: Instant::now(),
@@ -82,6 +84,7 @@ impl Shared {
             retained: RwLock::default(),
             next_id: AtomicU64::new(1),
             store,
+            auth,
         }
     }
 

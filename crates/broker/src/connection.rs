@@ -25,6 +25,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, Notify};
 
+use crate::auth::Credentials;
 use crate::broker::Shared;
 use crate::router::Subscription;
 use crate::session::Session;
@@ -309,8 +310,14 @@ impl Conn {
         if id_rejected {
             return Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
         }
-        if connect.username.is_none() && !self.shared.config.allow_anonymous {
-            return Some(ReasonCode::NOT_AUTHORIZED);
+        let credentials = Credentials {
+            client_id: id,
+            username: connect.username.as_deref(),
+            password: connect.password.as_deref(),
+            protocol: connect.protocol,
+        };
+        if let Err(code) = self.shared.auth.authenticate(&credentials) {
+            return Some(code);
         }
         // Catalogue C13: a v3 client cannot be told a lower keep-alive.
         if !connect.protocol.is_v5() && connect.keep_alive > limits.max_keep_alive {

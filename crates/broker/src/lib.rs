@@ -18,6 +18,7 @@
 //! - [`session`]: a session's subscriptions, bounded message queue and the
 //!   protocol state left by its last connection.
 //! - [`store`]: the interface to durable state (in-memory for now).
+//! - [`auth`]: the hook every CONNECT goes through.
 //!
 //! ## The path of a message
 //!
@@ -31,6 +32,7 @@
 //! subscriber (and, with the durable store, once it is on disk). A slow
 //! subscriber only fills its own queue, whose limits drop QoS 0 first.
 
+pub mod auth;
 mod broker;
 pub mod config;
 mod connection;

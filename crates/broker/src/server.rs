@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::auth::{Authenticator, DefaultPolicy};
 use crate::broker::Shared;
 use crate::config::Config;
 use crate::store::{MemoryStore, Store};
@@ -26,16 +27,24 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Binds the listener and starts serving, with the in-memory store.
+    /// Binds the listener and starts serving, with the in-memory store and
+    /// the default authentication policy.
     pub async fn start(config: Config) -> io::Result<Broker> {
-        Broker::start_with_store(config, Box::new(MemoryStore)).await
+        let auth = DefaultPolicy {
+            allow_anonymous: config.allow_anonymous,
+        };
+        Broker::start_with(config, Box::new(MemoryStore), Box::new(auth)).await
     }
 
-    /// Binds the listener and starts serving with `store`.
-    pub async fn start_with_store(config: Config, store: Box<dyn Store>) -> io::Result<Broker> {
+    /// Binds the listener and starts serving with `store` and `auth`.
+    pub async fn start_with(
+        config: Config,
+        store: Box<dyn Store>,
+        auth: Box<dyn Authenticator>,
+    ) -> io::Result<Broker> {
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(config, store));
+        let shared = Arc::new(Shared::new(config, store, auth));
         let (shutdown, _) = broadcast::channel(1);
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(listener, shared.clone(), shutdown.clone()));

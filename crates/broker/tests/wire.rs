@@ -526,3 +526,55 @@ async fn connections_beyond_the_limit_are_closed() {
         .await;
     assert!(c.closed().await.is_empty());
 }
+
+#[tokio::test]
+async fn anonymous_clients_are_refused_when_not_allowed() {
+    // MQTT-3.1.4-2 (5.0) via the default policy: CONNACK 0x87 / return code 5.
+    let broker = broker_with(|c| c.allow_anonymous = false).await;
+    let (_c, reply) = Raw::connect_with(&broker, connect_packet(V5, "anon", true)).await;
+    assert_eq!(connack(reply).reason_code, ReasonCode::NOT_AUTHORIZED);
+    let mut named = connect_packet(V311, "named", true);
+    named.username = Some("alice".try_into().unwrap());
+    let (_c, reply) = Raw::connect_with(&broker, named).await;
+    assert_eq!(connack(reply).reason_code, ReasonCode::SUCCESS);
+}
+
+#[derive(Debug)]
+struct OnlyAlice;
+
+impl pigeon_broker::auth::Authenticator for OnlyAlice {
+    fn authenticate(&self, c: &pigeon_broker::auth::Credentials<'_>) -> Result<(), ReasonCode> {
+        match (c.username, c.password) {
+            (Some("alice"), Some(b"secret")) => Ok(()),
+            _ => Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD),
+        }
+    }
+}
+
+#[tokio::test]
+async fn credentials_go_through_the_authentication_hook() {
+    // MQTT-3.1.4-2 (3.1.1): a refused client gets CONNACK 0x04 and is closed.
+    let config = pigeon_broker::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        sys_interval: 0,
+        ..Default::default()
+    };
+    let store = Box::new(pigeon_broker::store::MemoryStore);
+    let broker = pigeon_broker::Broker::start_with(config, store, Box::new(OnlyAlice))
+        .await
+        .unwrap();
+    let mut wrong = connect_packet(V311, "c1", true);
+    wrong.username = Some("alice".try_into().unwrap());
+    wrong.password = Some(b"guess"[..].into());
+    let (mut c, reply) = Raw::connect_with(&broker, wrong).await;
+    assert_eq!(
+        connack(reply).reason_code,
+        ReasonCode::BAD_USER_NAME_OR_PASSWORD
+    );
+    assert!(c.closed().await.is_empty());
+    let mut right = connect_packet(V311, "c2", true);
+    right.username = Some("alice".try_into().unwrap());
+    right.password = Some(b"secret"[..].into());
+    let (_c, reply) = Raw::connect_with(&broker, right).await;
+    assert_eq!(connack(reply).reason_code, ReasonCode::SUCCESS);
+}
