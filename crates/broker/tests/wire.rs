@@ -529,7 +529,7 @@ async fn connections_beyond_the_limit_are_closed() {
 
 #[tokio::test]
 async fn anonymous_clients_are_refused_when_not_allowed() {
-    // MQTT-3.1.4-2 (5.0) via the default policy: CONNACK 0x87 / return code 5.
+    // MQTT-3.1.4-2 (v5): authentication checks; CONNACK 0x87 / return code 5.
     let broker = broker_with(|c| c.allow_anonymous = false).await;
     let (_c, reply) = Raw::connect_with(&broker, connect_packet(V5, "anon", true)).await;
     assert_eq!(connack(reply).reason_code, ReasonCode::NOT_AUTHORIZED);
@@ -553,7 +553,8 @@ impl pigeon_broker::auth::Authenticator for OnlyAlice {
 
 #[tokio::test]
 async fn credentials_go_through_the_authentication_hook() {
-    // MQTT-3.1.4-2 (3.1.1): a refused client gets CONNACK 0x04 and is closed.
+    // MQTT-3.1.4-2 (v5): authentication through the hook.
+    // MQTT-3.2.2-5 (v311): a non-zero return code, then the connection closes.
     let config = pigeon_broker::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         sys_interval: 0,
