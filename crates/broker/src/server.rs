@@ -132,10 +132,11 @@ async fn housekeeping(shared: Arc<Shared>, mut stop: broadcast::Receiver<()>) {
     let mut expiry = tokio::time::interval(Duration::from_secs(1));
     let sys_every = shared.config.sys_interval();
     let mut sys = tokio::time::interval(sys_every.unwrap_or(Duration::from_secs(3600)));
+    let mut loads = sys::Loads::new();
     loop {
         tokio::select! {
             _ = expiry.tick() => shared.expire_sessions(tokio::time::Instant::now().into_std()),
-            _ = sys.tick(), if sys_every.is_some() => sys::publish_all(&shared),
+            _ = sys.tick(), if sys_every.is_some() => sys::publish_all(&shared, &mut loads),
             _ = stop.recv() => return,
         }
     }

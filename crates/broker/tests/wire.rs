@@ -579,3 +579,37 @@ async fn credentials_go_through_the_authentication_hook() {
     let (_c, reply) = Raw::connect_with(&broker, right).await;
     assert_eq!(connack(reply).reason_code, ReasonCode::SUCCESS);
 }
+
+#[tokio::test]
+async fn sys_topics_carry_mosquittos_names() {
+    let broker = broker_with(|c| c.sys_interval = 1).await;
+    let mut c = Raw::connect(&broker, V311, "dash").await;
+    c.send(subscribe(1, &[("$SYS/broker/#", QoS::AtMostOnce)]))
+        .await;
+    c.recv().await;
+    let mut topics = std::collections::BTreeMap::new();
+    // They are published every second; collect for a little over one round.
+    let end = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while let Ok(Some(Packet::Publish(p))) = tokio::time::timeout_at(end, c.recv()).await {
+        let payload = String::from_utf8_lossy(&p.payload).into_owned();
+        topics.insert(p.topic.as_str().to_owned(), payload);
+    }
+    for name in [
+        "version",
+        "uptime",
+        "clients/connected",
+        "clients/total",
+        "messages/received",
+        "bytes/sent",
+        "subscriptions/count",
+        "retained messages/count",
+        "load/messages/received/1min",
+        "load/bytes/sent/15min",
+    ] {
+        assert!(
+            topics.contains_key(&format!("$SYS/broker/{name}")),
+            "missing {name}: {topics:?}"
+        );
+    }
+    assert!(topics["$SYS/broker/version"].starts_with("pigeon "));
+}
