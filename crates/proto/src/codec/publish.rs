@@ -100,6 +100,13 @@ impl Publish {
         2 + self.topic.as_mqtt_str().len() + id + props
     }
 
+    /// Size of the whole encoded packet, as [`crate::Packet::encoded_len`]
+    /// gives it, without wrapping (and so copying) the PUBLISH.
+    pub fn encoded_len(&self, protocol: Protocol) -> usize {
+        let remaining = self.body_len(protocol);
+        1 + wire::varint_len(remaining) + remaining
+    }
+
     pub(crate) fn body_len(&self, protocol: Protocol) -> usize {
         self.variable_header_len(protocol) + self.payload.len()
     }

@@ -54,7 +54,7 @@ impl Connection {
                 "RETAIN while the peer has no Retain Available",
             ));
         }
-        let size = Packet::Publish(publish.clone()).encoded_len(self.protocol);
+        let size = publish.encoded_len(self.protocol);
         let max = self.peer.maximum_packet_size;
         if size > max as usize {
             return Err(Misuse::ExceedsPeerMaximum { size, max });
@@ -65,7 +65,7 @@ impl Connection {
     /// Queues a PUBLISH, applying a topic alias when the peer allows them.
     pub(super) fn transmit_publish(&mut self, mut publish: Publish) {
         if self.protocol.is_v5() {
-            let size = Packet::Publish(publish.clone()).encoded_len(self.protocol);
+            let size = publish.encoded_len(self.protocol);
             // Setting an alias adds 3 bytes; never let that cross the limit.
             let room = size + 3 <= self.peer.maximum_packet_size as usize;
             self.outbound_aliases.apply(&mut publish, room);
