@@ -37,6 +37,15 @@ pub struct Stats {
     pub messages_dropped: AtomicU64,
 }
 
+/// Where a published message went.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Routed {
+    /// Sessions it was queued for.
+    pub queued: usize,
+    /// Sessions whose limits refused it.
+    pub refused: usize,
+}
+
 /// What a connection gets when it attaches to a session.
 #[derive(Debug)]
 pub(crate) struct Attached {
@@ -243,15 +252,14 @@ impl Shared {
 
     /// Delivers a message to every matching subscription, and stores or
     /// clears it as retained if its RETAIN flag is set (MQTT-3.3.1-5, -6).
-    /// Returns how many sessions it was queued for.
-    pub fn publish(&self, message: Arc<Publish>, from: Option<SessionId>) -> usize {
+    pub fn publish(&self, message: Arc<Publish>, from: Option<SessionId>) -> Routed {
         if message.retain {
             self.retain(&message);
         }
         let targets = read(&self.router).route(&message.topic);
         let by_id = read(&self.by_id);
         let limits = self.queue_limits();
-        let mut delivered = 0;
+        let mut routed = Routed::default();
         for target in targets {
             if target.no_local && Some(target.session) == from {
                 continue; // MQTT-3.8.3-3 (5.0)
@@ -269,11 +277,14 @@ impl Shared {
                 identifiers: target.identifiers,
             };
             match session.enqueue(delivery, limits) {
-                Ok(()) => delivered += 1,
-                Err(refused) => self.count_drop(session, refused),
+                Ok(()) => routed.queued += 1,
+                Err(refused) => {
+                    routed.refused += 1;
+                    self.count_drop(session, refused);
+                }
             }
         }
-        delivered
+        routed
     }
 
     /// Counts a message a session's limits refused, and says so in the log

@@ -345,11 +345,14 @@ impl Conn {
             ReasonCode::NOT_AUTHORIZED
         } else {
             publish.dup = false;
-            match self
+            let routed = self
                 .shared
-                .publish(Arc::new(publish), Some(held.session.id))
-            {
-                0 => ReasonCode::NO_MATCHING_SUBSCRIBERS,
+                .publish(Arc::new(publish), Some(held.session.id));
+            match (routed.queued, routed.refused) {
+                // §2.4 0x97: every subscriber's queue refused it, so do not
+                // let a v5 publisher think it was accepted.
+                (0, 1..) => ReasonCode::QUOTA_EXCEEDED,
+                (0, 0) => ReasonCode::NO_MATCHING_SUBSCRIBERS,
                 _ => ReasonCode::SUCCESS,
             }
         };

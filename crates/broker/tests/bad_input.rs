@@ -357,3 +357,42 @@ async fn subscriber_keeps_receiving_while_publishers_flood() {
         "deliveries per 250 ms: {windows:?}"
     );
 }
+
+#[tokio::test]
+async fn message_refused_by_every_full_queue_gets_quota_exceeded_v5() {
+    // §2.4 0x97 Quota exceeded: a QoS 1 message no subscriber could take is
+    // not acknowledged as a success.
+    let broker = broker_with(|c| {
+        c.limits.max_inflight = 1;
+        c.limits.max_queued_messages = 1;
+    })
+    .await;
+    let mut sub = Raw::connect(&broker, V5, "sub").await;
+    sub.send(subscribe(1, &[("q", QoS::AtLeastOnce)])).await;
+    sub.recv().await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    let mut codes = Vec::new();
+    for n in 1..=3 {
+        p.send(Packet::Publish(publish("q", b"m", QoS::AtLeastOnce, n)))
+            .await;
+        let Some(Packet::PubAck(ack)) = p.recv().await else {
+            panic!("PUBACK")
+        };
+        codes.push(ack.reason_code);
+        if n == 1 {
+            // The first is now in flight to the subscriber (which never
+            // acknowledges it), so the queue is empty again.
+            expect_publish(sub.recv().await);
+        }
+    }
+    // One in flight to the subscriber (never acknowledged), one queued, the
+    // third refused.
+    assert_eq!(
+        codes,
+        [
+            ReasonCode::SUCCESS,
+            ReasonCode::SUCCESS,
+            ReasonCode::QUOTA_EXCEEDED
+        ]
+    );
+}
