@@ -204,7 +204,8 @@ fn qos1_publish_is_acknowledged_only_after_the_application_acks() {
         );
         pair.server.ack(id, ReasonCode::SUCCESS).unwrap();
         pair.run();
-        // MQTT-4.3.2-2 (5.0): PUBACK with the PUBLISH's identifier.
+        // MQTT-4.3.2-4 (v5): PUBACK with the PUBLISH's identifier.
+        // MQTT-4.3.2-2 (v311): the same rule in 3.1.1.
         assert_eq!(
             Pair::delivered(&pair.client_events),
             [(id, ReasonCode::SUCCESS)]
@@ -679,7 +680,8 @@ fn qos_and_retain_beyond_what_the_server_announced_are_refused() {
 
 #[test]
 fn topic_alias_replaces_the_topic_after_first_use() {
-    // MQTT-3.3.2-10 (5.0) and §3.3.2.3.4: the receiver maps the alias back.
+    // MQTT-3.3.2-9 (v5): the client stays within the server's maximum.
+    // MQTT-3.3.2-12 (v5): the server accepts the aliases and maps them back.
     let mut pair = Pair::new(connect(Protocol::V5, true), SessionState::new());
     let mut connack = ConnAck::default();
     connack.properties.topic_alias_maximum = Some(1);
@@ -701,7 +703,7 @@ fn topic_alias_replaces_the_topic_after_first_use() {
         [
             ("sensors/kitchen/temp".to_owned(), Some(1)),
             (String::new(), Some(1)),
-            // The one alias is taken: MQTT-3.3.2-10 keeps us at or below the maximum.
+            // The one alias is taken: stay at or below the maximum.
             ("other".to_owned(), None),
         ]
     );
@@ -721,7 +723,8 @@ fn topic_alias_replaces_the_topic_after_first_use() {
 
 #[test]
 fn topic_alias_zero_or_above_the_maximum_is_invalid() {
-    // MQTT-3.3.2-8, MQTT-3.3.2-9 (5.0); catalogue P10.
+    // §3.3.2.3.4: the receiver answers Topic Alias 0, or one above its
+    // maximum, with 0x94; catalogue P10.
     for alias in [0, 6] {
         let mut connack = ConnAck::default();
         connack.properties.topic_alias_maximum = Some(5);
@@ -756,7 +759,8 @@ fn topic_aliases_do_not_survive_the_connection() {
 
 #[test]
 fn publish_over_the_peers_maximum_packet_size_is_not_sent() {
-    // MQTT-3.1.2-24 (5.0); catalogue P13/P16.
+    // MQTT-3.2.2-15 (v5): the client does not send packets over the server's
+    // Maximum Packet Size; catalogue P13/P16.
     let mut pair = Pair::new(connect(Protocol::V5, true), SessionState::new());
     let mut connack = ConnAck::default();
     connack.properties.maximum_packet_size = Some(64);
