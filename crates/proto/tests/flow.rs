@@ -381,7 +381,8 @@ fn client_gets_back_unacknowledged_messages_when_the_server_lost_the_session() {
 
 #[test]
 fn server_closes_a_silent_client_after_one_and_a_half_keep_alives() {
-    // MQTT-3.1.2-22 (5.0) / MQTT-3.1.2-24 (3.1.1).
+    // MQTT-3.1.2-22 (v5): closed after one and a half keep-alives.
+    // MQTT-3.1.2-24 (v311): the same rule in 3.1.1.
     for v in VERSIONS {
         let mut pair = Pair::new(connect(v, true), SessionState::new());
         pair.open();
