@@ -135,7 +135,7 @@ async fn qos1_publish_is_acknowledged_and_qos2_completes_its_handshake() {
 
 #[tokio::test]
 async fn qos2_retransmitted_by_the_publisher_is_delivered_once() {
-    // MQTT-4.3.3-10 (5.0) / MQTT-4.3.3-2 (3.1.1)
+    // MQTT-4.3.3-2 (v311): a QoS 2 message is delivered onward once.
     let broker = broker().await;
     let mut sub = Raw::connect(&broker, V311, "sub").await;
     sub.send(subscribe(1, &[("t", QoS::ExactlyOnce)])).await;
