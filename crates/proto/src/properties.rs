@@ -189,6 +189,22 @@ impl LazyProperties {
         self.0.as_deref().map_or(1, Properties::wire_len)
     }
 
+    /// Length on the wire in `protocol`: nothing before MQTT 5.0.
+    pub(crate) fn wire_len_in(&self, protocol: crate::Protocol) -> usize {
+        if protocol.is_v5() {
+            self.wire_len()
+        } else {
+            0
+        }
+    }
+
+    /// Writes the properties if `protocol` has them (MQTT 5.0).
+    pub(crate) fn encode_in(&self, protocol: crate::Protocol, buf: &mut BytesMut) {
+        if protocol.is_v5() {
+            self.encode(buf);
+        }
+    }
+
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
         match self.0.as_deref() {
             Some(props) => props.encode(buf),
@@ -563,6 +579,22 @@ impl Properties {
         }
         if let Some(v) = self.shared_subscription_available {
             f(Prop::Byte(0x2A, byte(v)));
+        }
+    }
+
+    /// Length on the wire in `protocol`: nothing before MQTT 5.0.
+    pub(crate) fn wire_len_in(&self, protocol: crate::Protocol) -> usize {
+        if protocol.is_v5() {
+            self.wire_len()
+        } else {
+            0
+        }
+    }
+
+    /// Writes the properties if `protocol` has them (MQTT 5.0).
+    pub(crate) fn encode_in(&self, protocol: crate::Protocol, buf: &mut BytesMut) {
+        if protocol.is_v5() {
+            self.encode(buf);
         }
     }
 

@@ -48,11 +48,7 @@ impl ConnAck {
     }
 
     pub(crate) fn body_len(&self, protocol: Protocol) -> usize {
-        2 + if protocol.is_v5() {
-            self.properties.wire_len()
-        } else {
-            0
-        }
+        2 + self.properties.wire_len_in(protocol)
     }
 
     pub(crate) fn encode_body(&self, protocol: Protocol, buf: &mut BytesMut) {

@@ -92,11 +92,7 @@ impl Publish {
     /// Length of everything after the fixed header except the payload.
     fn variable_header_len(&self, protocol: Protocol) -> usize {
         let id = if self.packet_id.is_some() { 2 } else { 0 };
-        let props = if protocol.is_v5() {
-            self.properties.wire_len()
-        } else {
-            0
-        };
+        let props = self.properties.wire_len_in(protocol);
         2 + self.topic.as_mqtt_str().len() + id + props
     }
 
@@ -131,9 +127,7 @@ impl Publish {
         if let Some(id) = self.packet_id {
             buf.put_u16(id.get());
         }
-        if protocol.is_v5() {
-            self.properties.encode(buf);
-        }
+        self.properties.encode_in(protocol, buf);
     }
 
     pub(crate) fn encode_body(&self, protocol: Protocol, buf: &mut BytesMut) {

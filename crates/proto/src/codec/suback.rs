@@ -58,11 +58,7 @@ impl SubAck {
     }
 
     pub(crate) fn body_len(&self, protocol: Protocol, kind: PacketType) -> usize {
-        let props = if protocol.is_v5() {
-            self.properties.wire_len()
-        } else {
-            0
-        };
+        let props = self.properties.wire_len_in(protocol);
         let codes = if Self::has_codes(protocol, kind) {
             self.reason_codes.len()
         } else {

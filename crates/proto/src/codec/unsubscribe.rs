@@ -42,19 +42,13 @@ impl Unsubscribe {
     }
 
     pub(crate) fn body_len(&self, protocol: Protocol) -> usize {
-        let props = if protocol.is_v5() {
-            self.properties.wire_len()
-        } else {
-            0
-        };
+        let props = self.properties.wire_len_in(protocol);
         2 + props + self.filters.iter().map(|f| 2 + f.len()).sum::<usize>()
     }
 
     pub(crate) fn encode_body(&self, protocol: Protocol, buf: &mut BytesMut) {
         buf.put_u16(self.packet_id.get());
-        if protocol.is_v5() {
-            self.properties.encode(buf);
-        }
+        self.properties.encode_in(protocol, buf);
         for f in &self.filters {
             wire::put_str(buf, f);
         }
