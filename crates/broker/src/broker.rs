@@ -291,8 +291,10 @@ impl Shared {
     /// the first time it happens to that session.
     fn count_drop(&self, session: &Session, refused: Refused) {
         self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
-        if refused == Refused::QueueFull && !session.lock().warned_full {
-            session.lock().warned_full = true;
+        // Check and set under one lock, so two publishers cannot both log.
+        let first = refused == Refused::QueueFull
+            && !std::mem::replace(&mut session.lock().warned_full, true);
+        if first {
             tracing::warn!(
                 client_id = %session.client_id,
                 limit = self.config.limits.max_queued_messages,
