@@ -3,14 +3,15 @@
 //! connection needs (attach a session, route a message, subscribe).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use pigeon_proto::codec::{Publish, SubscriptionOptions};
 use pigeon_proto::flow::SessionState;
 use pigeon_proto::topic::{TopicFilter, TopicName};
-use pigeon_proto::QoS;
+use pigeon_proto::{QoS, ReasonCode};
+use tokio::sync::Notify;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -53,10 +54,7 @@ pub(crate) struct Attached {
     pub present: bool,
     pub flow: SessionState,
     pub generation: u64,
-    pub kick: Arc<Notify>,
 }
-
-use tokio::sync::Notify;
 
 /// The broker's shared state.
 #[derive(Debug)]
@@ -69,6 +67,14 @@ pub(crate) struct Shared {
     by_id: RwLock<HashMap<SessionId, Arc<Session>>>,
     retained: RwLock<HashMap<TopicName, Arc<Publish>>>,
     next_id: AtomicU64,
+    /// Set once shutdown has begun.
+    pub shutting_down: AtomicBool,
+    /// Open network connections, before and after CONNECT (the
+    /// `max_connections` limit).
+    pub open_connections: AtomicUsize,
+    /// Notified whenever a connection lets go of its session: a take-over
+    /// waits on it (one for the broker, not one per session).
+    released: Notify,
     store: Box<dyn Store>,
     pub auth: Box<dyn Authenticator>,
 }
@@ -92,6 +98,9 @@ impl Shared {
             by_id: RwLock::default(),
             retained: RwLock::default(),
             next_id: AtomicU64::new(1),
+            shutting_down: AtomicBool::new(false),
+            open_connections: AtomicUsize::new(0),
+            released: Notify::new(),
             store,
             auth,
         }
@@ -145,12 +154,11 @@ impl Shared {
         });
         drop(sessions);
         let generation = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let kick = Arc::new(Notify::new());
         let flow = {
             let mut inner = session.lock();
             inner.owner = Some(Owner {
                 generation,
-                kick: kick.clone(),
+                kick: None,
             });
             inner.expiry = expiry;
             inner.disconnected_at = None;
@@ -161,24 +169,30 @@ impl Shared {
             present,
             flow,
             generation,
-            kick,
         }
     }
 
     /// Asks the connection holding `session` to let go, and waits (bounded)
     /// until it has.
     async fn kick_and_wait(&self, session: &Session) {
-        let released = session.released.notified();
-        let Some(owner) = session.lock().owner.clone() else {
+        // MQTT-3.1.4-3: the existing connection is told to go.
+        if !session.kick(ReasonCode::SESSION_TAKEN_OVER) {
             return;
-        };
-        owner.kick.notify_one();
-        if tokio::time::timeout(Duration::from_secs(5), released)
-            .await
-            .is_err()
-        {
-            tracing::warn!(client_id = %session.client_id, "previous connection did not let go in 5 s; taking over");
-            session.lock().owner = None;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            // Registered before looking, so a release in between still wakes us.
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if session.lock().owner.is_none() {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                tracing::warn!(client_id = %session.client_id, "previous connection did not let go in 5 s; taking over");
+                session.lock().owner = None;
+                return;
+            }
         }
     }
 
@@ -198,7 +212,7 @@ impl Shared {
         if ends {
             self.remove_session(session);
         }
-        session.released.notify_waiters();
+        self.released.notify_waiters();
         ends
     }
 
@@ -220,7 +234,9 @@ impl Shared {
             let mut inner = session.lock();
             inner.ended = true;
             inner.clear_queue();
-            inner.subscriptions.drain().map(|(f, _)| f).collect()
+            std::mem::take(&mut inner.subscriptions)
+                .into_keys()
+                .collect()
         };
         let mut router = write(&self.router);
         for filter in filters {
@@ -228,6 +244,17 @@ impl Shared {
         }
         drop(router);
         write(&self.by_id).remove(&session.id);
+    }
+
+    /// Tells every connected client that the broker is going away (v5:
+    /// DISCONNECT 0x8B). Connections that attach later see
+    /// `shutting_down` themselves.
+    pub fn kick_all(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let sessions: Vec<Arc<Session>> = self.sessions().values().cloned().collect();
+        for session in sessions {
+            session.kick(ReasonCode::SERVER_SHUTTING_DOWN);
+        }
     }
 
     /// Removes disconnected sessions whose expiry has passed.

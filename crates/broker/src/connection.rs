@@ -23,7 +23,7 @@ use pigeon_proto::topic::{Subscription as Filter, TopicFilter};
 use pigeon_proto::{decode, Error, Packet, Protocol, QoS, ReasonCode};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::broadcast;
 
 use crate::auth::Credentials;
 use crate::broker::Shared;
@@ -40,26 +40,33 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Serves one client until it goes away or the broker shuts down.
-pub(crate) async fn serve(
+/// Serves one client until it goes away or the broker shuts down. Not an
+/// `async fn`: the returned task holds only `Conn` and the phase it is in,
+/// not a second copy of the arguments.
+pub(crate) fn serve(
     shared: Arc<Shared>,
     stream: TcpStream,
     shutdown: broadcast::Receiver<()>,
-) {
+) -> impl std::future::Future<Output = ()> + Send {
     let _ = stream.set_nodelay(true);
-    let peer = stream.peer_addr().ok();
     let mut conn = Conn::new(shared, stream);
-    if let Err(e) = conn.run(shutdown).await {
-        tracing::debug!(?peer, "connection ended: {e}");
+    async move {
+        let served = match conn.handshake(shutdown).await {
+            Ok(()) => conn.run().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = served {
+            let peer = conn.stream.peer_addr().ok();
+            tracing::debug!(?peer, "connection ended: {e}");
+        }
+        conn.finish();
     }
-    conn.finish();
 }
 
 /// The session a connection holds.
 struct Held {
     session: Arc<Session>,
     generation: u64,
-    kick: Arc<Notify>,
 }
 
 struct Conn {
@@ -70,12 +77,22 @@ struct Conn {
     read_chunk: usize,
     write_buf: BytesMut,
     held: Option<Held>,
-    will: Option<Will>,
+    /// A CONNECT waiting for its session: attaching may wait for a
+    /// take-over, so it runs outside the (synchronous) packet handling.
+    connecting: Option<Box<Connect>>,
+    /// Boxed: most clients have no will, and inline it would be 464 bytes
+    /// of every connection.
+    will: Option<Box<Will>>,
     /// The client sent DISCONNECT: no will unless it asked (0x04).
     clean_exit: bool,
     will_requested: bool,
 }
 
+// Memory per idle connection (issue 3 asks for at most 2 KiB) is mostly
+// this task: `Conn` plus the largest state of `handshake`/`run`. Hence two
+// phases, so the shutdown channel is waited on only before CONNECT (a
+// connected client hears it through its session, as a take-over), readiness
+// polled without a waiter of its own, and buffers given back when idle.
 impl Conn {
     fn new(shared: Arc<Shared>, stream: TcpStream) -> Conn {
         let config = flow::Config {
@@ -87,57 +104,110 @@ impl Conn {
             shared,
             stream,
             // Buffers start empty and an idle connection gives its read
-            // buffer back: thousands of idle clients must not each hold
-            // kilobytes (issue 3 asks for at most 2 KiB per idle connection).
+            // buffer back.
             read_buf: BytesMut::new(),
             read_chunk: FIRST_READ_CHUNK,
             write_buf: BytesMut::new(),
             held: None,
+            connecting: None,
             will: None,
             clean_exit: false,
             will_requested: false,
         }
     }
 
-    async fn run(&mut self, mut shutdown: broadcast::Receiver<()>) -> io::Result<()> {
+    /// Until CONNECT is accepted (or refused, or the broker shuts down).
+    async fn handshake(&mut self, mut shutdown: broadcast::Receiver<()>) -> io::Result<()> {
+        while self.held.is_none() && !self.flow.is_closed() {
+            self.flush().await?;
+            let deadline = self.flow.poll_timeout();
+            tokio::select! {
+                ready = readable(&self.stream) => {
+                    ready?;
+                    self.on_readable().await?;
+                }
+                () = tokio::time::sleep_until(far(deadline)) => self.on_timeout(),
+                _ = shutdown.recv() => {
+                    self.flow.disconnect(ReasonCode::SERVER_SHUTTING_DOWN, Properties::default());
+                }
+            }
+        }
+        if self.held.is_some() && self.shared.shutting_down.load(Ordering::SeqCst) {
+            // Attached after the shutdown kicked every session.
+            self.flow
+                .disconnect(ReasonCode::SERVER_SHUTTING_DOWN, Properties::default());
+            self.will = None;
+        }
+        Ok(())
+    }
+
+    /// The connected client, until it or the broker ends the connection.
+    async fn run(&mut self) -> io::Result<()> {
         loop {
             self.fill_from_queue();
             self.flush().await?;
             if self.flow.is_closed() {
                 return Ok(());
             }
-            let session = self.held.as_ref().map(|h| h.session.clone());
-            let kick = self.held.as_ref().map(|h| h.kick.clone());
+            if self.read_buf.is_empty() {
+                self.flow.release_idle_memory();
+                // Sent and split off; what is left of it is spare capacity.
+                self.write_buf = BytesMut::new();
+            }
+            let Some(held) = &self.held else {
+                return Ok(());
+            };
+            let session = held.session.clone();
             let deadline = self.flow.poll_timeout();
             tokio::select! {
-                // Wait for readability first and only then take a buffer, so
-                // an idle connection holds none.
-                ready = self.stream.readable() => {
+                ready = readable(&self.stream) => {
                     ready?;
-                    if self.read_some()? {
-                        self.on_bytes().await;
-                        // `readable()` and `try_read_buf` do not count against
-                        // tokio's cooperative budget: without this, a client
-                        // that floods keeps this task running and starves the
-                        // subscribers it is feeding.
-                        tokio::task::yield_now().await;
-                    }
+                    self.on_readable().await?;
                 }
-                () = wait(session.as_deref().map(|s| &s.wake)) => {}
-                () = wait(kick.as_deref()) => {
-                    // MQTT-3.1.4-3: another connection took the session over.
-                    self.flow.disconnect(ReasonCode::SESSION_TAKEN_OVER, Properties::default());
-                }
-                () = sleep_until(deadline) => {
-                    if let Err(e) = self.flow.handle_timeout(now()) {
-                        tracing::debug!(client_id = ?self.client_id(), "{e}");
-                    }
-                }
-                _ = shutdown.recv() => {
-                    self.flow.disconnect(ReasonCode::SERVER_SHUTTING_DOWN, Properties::default());
-                    self.will = None;
-                }
+                () = std::future::poll_fn(|cx| session.poll_woken(cx)) => self.on_kick(),
+                () = tokio::time::sleep_until(far(deadline)) => self.on_timeout(),
             }
+        }
+    }
+
+    /// Input arrived: read it, handle its packets, and complete a CONNECT.
+    async fn on_readable(&mut self) -> io::Result<()> {
+        if !self.read_some()? {
+            return Ok(());
+        }
+        self.on_bytes();
+        if let Some(connect) = self.connecting.take() {
+            // Boxed: taking over a session is the deepest await, and
+            // inline it would make every connection's task that much larger.
+            Box::pin(self.on_connect(*connect)).await;
+            // Packets that came behind CONNECT: those the flow held back,
+            // then the rest of the buffer.
+            self.on_events();
+            self.on_bytes();
+        }
+        // `readable()` and `try_read_buf` do not count against tokio's
+        // cooperative budget: without this, a client that floods keeps this
+        // task running and starves the subscribers it is feeding.
+        tokio::task::yield_now().await;
+        Ok(())
+    }
+
+    /// The session was woken: new messages (sent by the loop) or a request
+    /// to let go — a take-over (MQTT-3.1.4-3) or shutdown.
+    fn on_kick(&mut self) {
+        let Some(held) = &self.held else { return };
+        let Some(reason) = held.session.kicked(held.generation) else {
+            return;
+        };
+        if reason == ReasonCode::SERVER_SHUTTING_DOWN {
+            self.will = None;
+        }
+        self.flow.disconnect(reason, Properties::default());
+    }
+
+    fn on_timeout(&mut self) {
+        if let Err(e) = self.flow.handle_timeout(now()) {
+            tracing::debug!(client_id = ?self.client_id(), "{e}");
         }
     }
 
@@ -161,7 +231,14 @@ impl Conn {
                     .fetch_add(n as u64, Ordering::Relaxed);
                 Ok(true)
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Readiness left over from the last read: nothing came, so
+                // an idle connection does not keep the buffer it reserved.
+                if self.read_buf.is_empty() {
+                    self.read_buf = BytesMut::new();
+                }
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }
@@ -170,17 +247,16 @@ impl Conn {
         self.held.as_ref().map(|h| &*h.session.client_id)
     }
 
-    /// Decodes every whole packet in the read buffer into the flow.
-    async fn on_bytes(&mut self) {
+    /// Decodes every whole packet in the read buffer into the flow. Stops
+    /// at a CONNECT, which `run` completes.
+    fn on_bytes(&mut self) {
         let limit = self.shared.config.limits.max_packet_size;
-        // One clock read per socket read; refreshed after CONNECT, whose
-        // session take-over may have waited.
-        let mut at = now();
+        // One clock read per socket read.
+        let at = now();
         loop {
             let max = self.flow.max_incoming_packet_size().min(limit);
             match decode(&mut self.read_buf, self.flow.protocol(), max) {
                 Ok(Some(packet)) => {
-                    let connect = matches!(packet, Packet::Connect(_));
                     if let Packet::Publish(_) = packet {
                         self.shared
                             .stats
@@ -190,10 +266,7 @@ impl Conn {
                     if let Err(e) = self.flow.handle_packet(at, packet) {
                         self.log_peer_error(&e);
                     }
-                    self.on_events().await;
-                    if connect {
-                        at = now();
-                    }
+                    self.on_events();
                 }
                 Ok(None) => {
                     if self.read_buf.is_empty() {
@@ -210,7 +283,7 @@ impl Conn {
                     return;
                 }
             }
-            if self.flow.is_closed() {
+            if self.flow.is_closed() || self.connecting.is_some() {
                 return;
             }
         }
@@ -221,12 +294,12 @@ impl Conn {
         tracing::info!(client_id = ?self.client_id(), reason_code = ?code, "closing connection: {e}");
     }
 
-    async fn on_events(&mut self) {
+    fn on_events(&mut self) {
         while let Some(event) = self.flow.poll_event() {
             match event {
-                // Boxed: taking over a session is the deepest await here, and
-                // inline it would make every connection's task that large.
-                Event::Connect(connect) => Box::pin(self.on_connect(*connect)).await,
+                // `run` attaches the session; packets behind CONNECT wait
+                // in the flow until it is accepted.
+                Event::Connect(connect) => self.connecting = Some(connect),
                 Event::Message(publish) => self.on_message(publish),
                 Event::Subscribe(subscribe) => self.on_subscribe(subscribe),
                 Event::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
@@ -284,11 +357,10 @@ impl Conn {
         if let Err(e) = self.flow.accept(now(), connack, attached.flow) {
             self.log_peer_error(&e);
         }
-        self.will = connect.will;
+        self.will = connect.will.map(Box::new);
         self.held = Some(Held {
             session: attached.session,
             generation: attached.generation,
-            kick: attached.kick,
         });
         let stats = &self.shared.stats;
         let connected = stats.clients_connected.fetch_add(1, Ordering::Relaxed) + 1;
@@ -518,9 +590,6 @@ impl Conn {
             .stats
             .bytes_sent
             .fetch_add(total as u64, Ordering::Relaxed);
-        if self.write_buf.capacity() > 64 * 1024 {
-            self.write_buf = BytesMut::new();
-        }
         Ok(())
     }
 
@@ -547,7 +616,8 @@ impl Conn {
 
     /// MQTT-3.1.2-8 (5.0) / MQTT-3.1.2-8 (3.1.1): the will is published when
     /// the connection ends without a normal DISCONNECT.
-    fn publish_will(&self, will: Will) {
+    fn publish_will(&self, will: Box<Will>) {
+        let will = *will;
         let mut message = Publish::new(will.topic, will.payload);
         message.qos = will.qos;
         message.retain = will.retain;
@@ -568,6 +638,12 @@ impl Conn {
             m.user_properties = p.user_properties.clone();
         }
         self.shared.publish(Arc::new(message), None);
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -622,16 +698,18 @@ async fn write_all_vectored(stream: &mut TcpStream, mut chunks: VecDeque<Bytes>)
     Ok(())
 }
 
-async fn wait(notify: Option<&Notify>) {
-    match notify {
-        Some(n) => n.notified().await,
-        None => std::future::pending().await,
-    }
+/// Waits until the socket may have input. Polled directly rather than
+/// through `TcpStream::readable`, whose future holds a waiter of its own in
+/// every idle connection's task.
+fn readable(stream: &TcpStream) -> impl std::future::Future<Output = io::Result<()>> + '_ {
+    std::future::poll_fn(move |cx| stream.poll_read_ready(cx))
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
+/// The deadline to sleep until: `None` is a day away (the loop comes back
+/// long before), so the timer is one plain `Sleep`.
+fn far(deadline: Option<Instant>) -> tokio::time::Instant {
+    deadline.map_or_else(
+        || tokio::time::Instant::now() + std::time::Duration::from_secs(86_400),
+        Into::into,
+    )
 }

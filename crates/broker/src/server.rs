@@ -4,12 +4,14 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, Semaphore};
+use tokio::sync::broadcast;
 use tokio::task::JoinSet;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::{Authenticator, DefaultPolicy};
 use crate::broker::Shared;
@@ -87,39 +89,41 @@ impl Broker {
 
     /// Tells every connection to close and waits until all have.
     pub async fn shutdown(mut self) {
+        // Connected clients hear it through their session; those still in
+        // the handshake, the accept loop and housekeeping by the channel.
+        self.shared.kick_all();
         let _ = self.shutdown.send(());
         while self.tasks.join_next().await.is_some() {}
     }
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: broadcast::Sender<()>) {
-    let permits = Arc::new(Semaphore::new(shared.config.limits.max_connections));
+    let max = shared.config.limits.max_connections;
     let mut stop = shutdown.subscribe();
-    let mut connections = JoinSet::new();
+    // Tracks the connection tasks for the drain at shutdown, without a
+    // per-task entry (a `JoinSet` costs each idle connection 56 bytes).
+    let connections = TaskTracker::new();
     let mut warned = false;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _peer)) = accepted else { continue };
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                // Counted down when the connection's `Conn` is dropped.
+                if shared.open_connections.fetch_add(1, Ordering::AcqRel) >= max {
+                    shared.open_connections.fetch_sub(1, Ordering::AcqRel);
                     if !warned {
-                        tracing::warn!(limit = shared.config.limits.max_connections, "connection limit reached; refusing new connections");
+                        tracing::warn!(limit = max, "connection limit reached; refusing new connections");
                         warned = true;
                     }
                     continue;
-                };
-                let (shared, stop) = (shared.clone(), shutdown.subscribe());
-                connections.spawn(async move {
-                    connection::serve(shared, stream, stop).await;
-                    drop(permit);
-                });
+                }
+                connections.spawn(connection::serve(shared.clone(), stream, shutdown.subscribe()));
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = stop.recv() => break,
         }
     }
-    let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(10), drain)
+    connections.close();
+    if tokio::time::timeout(Duration::from_secs(10), connections.wait())
         .await
         .is_err()
     {

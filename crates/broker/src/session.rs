@@ -3,18 +3,18 @@
 //! state its connection left behind.
 //!
 //! Each session has its own mutex, held only to push or pop a queue entry,
-//! so publishers to different sessions never contend, and its own `Notify`
-//! that wakes the connection task when something was queued.
+//! so publishers to different sessions never contend, and the waker of the
+//! connection task that queueing wakes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use pigeon_proto::codec::Publish;
 use pigeon_proto::flow::SessionState;
 use pigeon_proto::topic::TopicFilter;
-use pigeon_proto::QoS;
-use tokio::sync::Notify;
+use pigeon_proto::{QoS, ReasonCode};
 
 use crate::router::{SessionId, Subscription};
 
@@ -46,8 +46,9 @@ pub enum Refused {
 pub struct Owner {
     /// Distinguishes connections of the same client over time.
     pub generation: u64,
-    /// Notified to make that connection let go (session take-over).
-    pub kick: Arc<Notify>,
+    /// Set (and `wake` notified) to make that connection let go, with the
+    /// DISCONNECT reason: a session take-over or the broker shutting down.
+    pub kick: Option<ReasonCode>,
 }
 
 /// What the session holds, behind its mutex.
@@ -63,7 +64,7 @@ pub struct Inner {
     /// Protocol state left by the last connection (in flight, QoS 2 ids).
     pub flow: SessionState,
     /// The session's subscriptions.
-    pub subscriptions: HashMap<TopicFilter, Subscription>,
+    pub subscriptions: BTreeMap<TopicFilter, Subscription>,
     /// The serving connection, if connected.
     pub owner: Option<Owner>,
     /// Seconds the session outlives its connection; `None` means forever.
@@ -74,6 +75,11 @@ pub struct Inner {
     pub dropped: u64,
     /// Set when the session is discarded: nothing may be queued any more.
     pub ended: bool,
+    /// Something was queued, or the connection was asked to let go, since
+    /// the connection last looked.
+    woken: bool,
+    /// The connection task waiting for `woken`.
+    waker: Option<Waker>,
     /// The queue-full warning was logged for this session.
     pub warned_full: bool,
 }
@@ -86,10 +92,6 @@ pub struct Session {
     /// The client identifier.
     pub client_id: Arc<str>,
     inner: Mutex<Inner>,
-    /// Wakes the connection when something was queued.
-    pub wake: Notify,
-    /// Notified when a kicked connection has let go.
-    pub released: Notify,
 }
 
 /// Queue limits of one session.
@@ -110,8 +112,6 @@ impl Session {
             id,
             client_id,
             inner: Mutex::new(Inner::default()),
-            wake: Notify::new(),
-            released: Notify::new(),
         }
     }
 
@@ -148,9 +148,46 @@ impl Session {
         }
         inner.remember(&delivery);
         inner.queue.push_back(delivery);
-        drop(inner);
-        self.wake.notify_one();
+        wake(inner);
         Ok(())
+    }
+
+    /// Asks the connection holding the session, if any, to let go with
+    /// `reason`. Returns whether one held it.
+    pub fn kick(&self, reason: ReasonCode) -> bool {
+        let mut inner = self.lock();
+        let Some(owner) = inner.owner.as_mut() else {
+            return false;
+        };
+        owner.kick = Some(reason);
+        wake(inner);
+        true
+    }
+
+    /// Ready once something was queued or the connection was asked to let
+    /// go since the last time it was ready. Polled rather than a `Notify`:
+    /// the waker lives under the session lock that queueing takes anyway,
+    /// and the waiting connection task holds no waiter of its own.
+    pub fn poll_woken(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = self.lock();
+        if std::mem::take(&mut inner.woken) {
+            return Poll::Ready(());
+        }
+        match &inner.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => inner.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Why the connection `generation` was asked to let go, if it was.
+    pub fn kicked(&self, generation: u64) -> Option<ReasonCode> {
+        match &self.lock().owner {
+            Some(owner) if owner.generation == generation => owner.kick,
+            // Another connection owns the session, or none does: this one
+            // has lost it either way.
+            _ => Some(ReasonCode::SESSION_TAKEN_OVER),
+        }
     }
 
     /// Takes the oldest queued message.
@@ -166,6 +203,16 @@ impl Session {
         let mut inner = self.lock();
         inner.remember(&delivery);
         inner.queue.push_front(delivery);
+    }
+}
+
+/// Marks the session woken and wakes its connection, outside the lock.
+fn wake(mut inner: MutexGuard<'_, Inner>) {
+    inner.woken = true;
+    let waker = inner.waker.take();
+    drop(inner);
+    if let Some(waker) = waker {
+        waker.wake();
     }
 }
 
@@ -211,7 +258,7 @@ mod tests {
         let s = Session::new(1, "c".into());
         s.lock().owner = Some(Owner {
             generation: 1,
-            kick: Arc::new(Notify::new()),
+            kick: None,
         });
         s
     }

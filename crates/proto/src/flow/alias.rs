@@ -1,6 +1,7 @@
 //! Topic aliases (MQTT 5.0 §3.3.2.3.4), one table per direction. They live
 //! and die with the network connection (MQTT-3.3.2-7), so none of this is
-//! part of the session state.
+//! part of the session state. The tables are boxed and made on first use:
+//! most connections use no aliases, and every connection carries both.
 
 use std::collections::HashMap;
 
@@ -12,14 +13,16 @@ use crate::topic::TopicName;
 #[derive(Debug, Default)]
 pub(crate) struct Inbound {
     maximum: u16,
-    topics: HashMap<u16, TopicName>,
+    // Boxed for size: an unused `HashMap` is 48 bytes in every connection.
+    #[allow(clippy::box_collection)]
+    topics: Option<Box<HashMap<u16, TopicName>>>,
 }
 
 impl Inbound {
     pub fn new(maximum: u16) -> Inbound {
         Inbound {
             maximum,
-            topics: HashMap::new(),
+            topics: None,
         }
     }
 
@@ -43,12 +46,14 @@ impl Inbound {
         if publish.topic.is_empty() {
             // §3.3.2.3.4: an alias never set on this connection is a
             // Protocol Error.
-            let topic = self.topics.get(&alias).ok_or(Violation::UnexpectedPacket(
+            let topic = self.topics.as_ref().and_then(|t| t.get(&alias));
+            let topic = topic.ok_or(Violation::UnexpectedPacket(
                 "PUBLISH with an unknown Topic Alias and no topic",
             ))?;
             publish.topic = topic.clone();
         } else {
-            self.topics.insert(alias, publish.topic.clone());
+            let topics = self.topics.get_or_insert_with(Box::default);
+            topics.insert(alias, publish.topic.clone());
         }
         Ok(())
     }
@@ -58,14 +63,15 @@ impl Inbound {
 #[derive(Debug, Default)]
 pub(crate) struct Outbound {
     maximum: u16,
-    aliases: HashMap<TopicName, u16>,
+    #[allow(clippy::box_collection)]
+    aliases: Option<Box<HashMap<TopicName, u16>>>,
 }
 
 impl Outbound {
     pub fn new(maximum: u16) -> Outbound {
         Outbound {
             maximum,
-            aliases: HashMap::new(),
+            aliases: None,
         }
     }
 
@@ -77,14 +83,15 @@ impl Outbound {
         if self.maximum == 0 || publish.properties.topic_alias.is_some() {
             return;
         }
-        if let Some(&alias) = self.aliases.get(&publish.topic) {
+        let aliases = self.aliases.get_or_insert_with(Box::default);
+        if let Some(&alias) = aliases.get(&publish.topic) {
             publish.properties.topic_alias = Some(alias);
             publish.topic = TopicName::empty();
             return;
         }
-        let next = self.aliases.len() as u16 + 1;
+        let next = aliases.len() as u16 + 1;
         if room && next <= self.maximum {
-            self.aliases.insert(publish.topic.clone(), next);
+            aliases.insert(publish.topic.clone(), next);
             publish.properties.topic_alias = Some(next);
         }
     }

@@ -58,11 +58,11 @@ impl Connection {
             Packet::Subscribe(s) if server => self.events.push_back(Event::Subscribe(s)),
             Packet::Unsubscribe(u) if server => self.events.push_back(Event::Unsubscribe(u)),
             Packet::SubAck(s) if !server => {
-                self.control_ids.remove(&s.packet_id);
+                self.control_ids.retain(|&id| id != s.packet_id);
                 self.events.push_back(Event::SubAck(s));
             }
             Packet::UnsubAck(s) if !server => {
-                self.control_ids.remove(&s.packet_id);
+                self.control_ids.retain(|&id| id != s.packet_id);
                 self.events.push_back(Event::UnsubAck(s));
             }
             Packet::PingReq if server => self.transmit.push_back(Packet::PingResp),

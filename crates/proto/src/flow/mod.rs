@@ -30,7 +30,7 @@
 mod alias;
 mod session;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 pub use session::{Outbound, SessionState};
@@ -180,8 +180,9 @@ pub struct Connection {
     /// wire, in arrival order: acks go out in that order (MQTT-4.6.0-2,
     /// MQTT-4.6.0-3) even when the application answers out of order.
     awaiting_app_ack: VecDeque<PendingAck>,
-    /// Our SUBSCRIBE/UNSUBSCRIBE identifiers awaiting SUBACK/UNSUBACK.
-    control_ids: HashSet<PacketId>,
+    /// Our SUBSCRIBE/UNSUBSCRIBE identifiers awaiting SUBACK/UNSUBACK: a
+    /// few at most, and none on a server, so a list rather than a set.
+    control_ids: Vec<PacketId>,
     /// Server: whether the client asked for a clean start; client: whether
     /// we did.
     clean_start: bool,
@@ -213,7 +214,7 @@ impl Connection {
             inbound_aliases: alias::Inbound::new(0),
             outbound_aliases: alias::Outbound::new(0),
             awaiting_app_ack: VecDeque::new(),
-            control_ids: HashSet::new(),
+            control_ids: Vec::new(),
             clean_start: true,
             deferred: VecDeque::new(),
             transmit: VecDeque::new(),
@@ -310,6 +311,21 @@ impl Connection {
     /// The next event for the application, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// Gives back the memory of queues that are empty, so a connection
+    /// that goes quiet holds no buffers. Call it before waiting for the
+    /// next input; a busy connection pays one allocation per wake-up.
+    pub fn release_idle_memory(&mut self) {
+        fn release<T>(queue: &mut VecDeque<T>) {
+            if queue.is_empty() && queue.capacity() > 0 {
+                *queue = VecDeque::new();
+            }
+        }
+        release(&mut self.transmit);
+        release(&mut self.events);
+        release(&mut self.deferred);
+        release(&mut self.awaiting_app_ack);
     }
 
     /// When [`Connection::handle_timeout`] must be called next.

@@ -125,7 +125,7 @@ impl Connection {
     pub fn allocate_packet_id(&mut self) -> Result<PacketId, Misuse> {
         let control = &self.control_ids;
         let id = self.session.allocate_id(|id| control.contains(&id))?;
-        self.control_ids.insert(id);
+        self.control_ids.push(id);
         Ok(id)
     }
 
