@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use pigeon_proto::codec::{Ack, Connect, Publish, Subscribe, SubscribeFilter, SubscriptionOptions};
-use pigeon_proto::properties::Properties;
 use pigeon_proto::topic::TopicName;
 use pigeon_proto::{decode, Packet, PacketId, Protocol, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -115,7 +114,7 @@ async fn subscriber(
     let packet_id = PacketId::MIN;
     c.send(Packet::Subscribe(Subscribe {
         packet_id,
-        properties: Properties::default(),
+        properties: Default::default(),
         filters,
     }))
     .await?;

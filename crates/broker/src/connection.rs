@@ -18,7 +18,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use pigeon_proto::codec::{ConnAck, Connect, Publish, SubAck, Subscribe, Unsubscribe, Will};
 use pigeon_proto::error::Misuse;
 use pigeon_proto::flow::{self, Event};
-use pigeon_proto::properties::Properties;
+use pigeon_proto::properties::{LazyProperties, Properties};
 use pigeon_proto::topic::{Subscription as Filter, TopicFilter};
 use pigeon_proto::{decode, Error, Packet, Protocol, QoS, ReasonCode};
 use tokio::io::AsyncWriteExt;
@@ -461,7 +461,7 @@ impl Conn {
         }
         let suback = SubAck {
             packet_id: subscribe.packet_id,
-            properties: Properties::default(),
+            properties: LazyProperties::default(),
             reason_codes: codes,
         };
         let _ = self.flow.send(Packet::SubAck(suback));
@@ -515,7 +515,7 @@ impl Conn {
             .collect();
         let unsuback = SubAck {
             packet_id: unsubscribe.packet_id,
-            properties: Properties::default(),
+            properties: LazyProperties::default(),
             reason_codes: codes,
         };
         let _ = self.flow.send(Packet::UnsubAck(unsuback));

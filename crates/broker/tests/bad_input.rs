@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::*;
 use pigeon_proto::codec::{Subscribe, SubscribeFilter, SubscriptionOptions};
-use pigeon_proto::properties::Properties;
 use pigeon_proto::{Packet, PacketId, Protocol, QoS, ReasonCode};
 
 const V311: Protocol = Protocol::V3_1_1;
@@ -191,7 +190,7 @@ async fn a_thousand_filters_get_a_thousand_codes_in_order() {
     let packet_id = PacketId::new(7).unwrap();
     c.send(Packet::Subscribe(Subscribe {
         packet_id,
-        properties: Properties::default(),
+        properties: Default::default(),
         filters,
     }))
     .await;

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use common::*;
 use pigeon_proto::codec::{Ack, ConnAck, Disconnect, Will};
-use pigeon_proto::properties::Properties;
 use pigeon_proto::topic::TopicName;
 use pigeon_proto::{Packet, PacketId, Protocol, QoS, ReasonCode};
 
@@ -84,6 +83,7 @@ async fn empty_client_id_gets_an_assigned_identifier_v5() {
     let assigned = c
         .properties
         .assigned_client_identifier
+        .clone()
         .expect("assigned id");
     assert!(!assigned.is_empty());
 }
@@ -230,7 +230,7 @@ fn with_will(protocol: Protocol, id: &str) -> pigeon_proto::codec::Connect {
         payload: b"bye"[..].into(),
         qos: QoS::AtLeastOnce,
         retain: false,
-        properties: Properties::default(),
+        properties: Default::default(),
     });
     c
 }
@@ -380,7 +380,7 @@ async fn unsubscribe_of_an_unknown_filter_reports_no_subscription_existed_v5() {
     c.recv().await;
     c.send(Packet::Unsubscribe(pigeon_proto::codec::Unsubscribe {
         packet_id: id(2),
-        properties: Properties::default(),
+        properties: Default::default(),
         filters: vec!["a".try_into().unwrap(), "b".try_into().unwrap()],
     }))
     .await;

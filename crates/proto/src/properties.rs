@@ -582,22 +582,6 @@ impl Properties {
         }
     }
 
-    /// Length on the wire in `protocol`: nothing before MQTT 5.0.
-    pub(crate) fn wire_len_in(&self, protocol: crate::Protocol) -> usize {
-        if protocol.is_v5() {
-            self.wire_len()
-        } else {
-            0
-        }
-    }
-
-    /// Writes the properties if `protocol` has them (MQTT 5.0).
-    pub(crate) fn encode_in(&self, protocol: crate::Protocol, buf: &mut BytesMut) {
-        if protocol.is_v5() {
-            self.encode(buf);
-        }
-    }
-
     /// Length of the properties alone, without the property-length prefix.
     pub(crate) fn body_len(&self) -> usize {
         let mut len = 0;

@@ -281,7 +281,7 @@ fn connack(protocol: Protocol) -> BoxedStrategy<Packet> {
             Packet::ConnAck(ConnAck {
                 session_present,
                 reason_code,
-                properties,
+                properties: properties.into(),
             })
         })
         .boxed()
@@ -319,7 +319,7 @@ fn ack(kind: PacketType) -> impl Fn(Protocol) -> BoxedStrategy<Packet> {
                 let ack = Ack {
                     packet_id,
                     reason_code,
-                    properties,
+                    properties: properties.into(),
                 };
                 match kind {
                     PacketType::PubAck => Packet::PubAck(ack),
@@ -366,7 +366,7 @@ fn subscribe(protocol: Protocol) -> BoxedStrategy<Packet> {
         .prop_map(|(packet_id, properties, filters)| {
             Packet::Subscribe(Subscribe {
                 packet_id,
-                properties,
+                properties: properties.into(),
                 filters,
             })
         })
@@ -379,7 +379,7 @@ fn suback(protocol: Protocol) -> BoxedStrategy<Packet> {
         .prop_map(|(packet_id, properties, reason_codes)| {
             Packet::SubAck(SubAck {
                 packet_id,
-                properties,
+                properties: properties.into(),
                 reason_codes,
             })
         })
@@ -392,7 +392,7 @@ fn unsubscribe(protocol: Protocol) -> BoxedStrategy<Packet> {
         .prop_map(|(packet_id, properties, filters)| {
             Packet::Unsubscribe(Unsubscribe {
                 packet_id,
-                properties,
+                properties: properties.into(),
                 filters,
             })
         })
@@ -407,7 +407,7 @@ fn unsuback(protocol: Protocol) -> BoxedStrategy<Packet> {
         .prop_map(|(packet_id, properties, reason_codes)| {
             Packet::UnsubAck(SubAck {
                 packet_id,
-                properties,
+                properties: properties.into(),
                 reason_codes,
             })
         })
@@ -428,7 +428,7 @@ fn disconnect(protocol: Protocol) -> BoxedStrategy<Packet> {
         .prop_map(|(reason_code, properties)| {
             Packet::Disconnect(Disconnect {
                 reason_code,
-                properties,
+                properties: properties.into(),
             })
         })
         .boxed()
@@ -442,7 +442,7 @@ fn auth(protocol: Protocol) -> BoxedStrategy<Packet> {
         .prop_map(|(reason_code, properties)| {
             Packet::Auth(Disconnect {
                 reason_code,
-                properties,
+                properties: properties.into(),
             })
         })
         .boxed()

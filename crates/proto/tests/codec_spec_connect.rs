@@ -49,7 +49,7 @@ fn spec_example_connect_packet(protocol: Protocol) -> Packet {
             payload: Bytes::from_static(b"gone"),
             qos: QoS::AtLeastOnce,
             retain: false,
-            properties: Properties::default(),
+            properties: Default::default(),
         }),
         username: Some(s("user")),
         password: Some(Bytes::from_static(b"secret")),

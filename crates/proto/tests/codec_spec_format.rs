@@ -15,7 +15,6 @@ use bytes::{Bytes, BytesMut};
 use common::*;
 use pigeon_proto::codec::{Disconnect, Publish, Subscribe, SubscribeFilter, SubscriptionOptions};
 use pigeon_proto::error::{Malformed, Misuse, Violation};
-use pigeon_proto::properties::Properties;
 use pigeon_proto::string::StringError;
 use pigeon_proto::{Error, Packet, PacketType, Protocol, QoS, ReasonCode};
 
@@ -211,7 +210,7 @@ fn v5_no_properties_is_sent_as_a_property_length_of_zero() {
     // MQTT-2.2.2-1
     let mut subscribe = Subscribe {
         packet_id: id(1),
-        properties: Properties::default(),
+        properties: Default::default(),
         filters: vec![SubscribeFilter {
             filter: s("a/b"),
             options: SubscriptionOptions::default(),

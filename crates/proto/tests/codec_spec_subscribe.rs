@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use pigeon_proto::codec::{RetainHandling, SubAck, Unsubscribe};
 use pigeon_proto::error::{Malformed, Violation};
-use pigeon_proto::properties::Properties;
 use pigeon_proto::string::StringError;
 use pigeon_proto::{Packet, PacketType, Protocol, QoS, ReasonCode};
 
@@ -172,7 +171,7 @@ fn v311_suback_failures_are_sent_as_0x80() {
     // MQTT-3.9.3-2 (3.1.1): v5 failure codes become the one 3.1.1 failure.
     let suback = SubAck {
         packet_id: id(10),
-        properties: Properties::default(),
+        properties: Default::default(),
         reason_codes: vec![
             ReasonCode::GRANTED_QOS_1,
             ReasonCode::TOPIC_FILTER_INVALID,
@@ -225,7 +224,7 @@ fn v311_unsubscribe_payload_example_of_the_spec_decodes() {
     let packet = decode_ok(&bytes, Protocol::V3_1_1);
     let expected = Unsubscribe {
         packet_id: id(10),
-        properties: Properties::default(),
+        properties: Default::default(),
         filters: vec![s("a/b"), s("c/d")],
     };
     assert_eq!(packet, Packet::Unsubscribe(expected));

@@ -11,7 +11,6 @@ use bytes::BytesMut;
 use pigeon_proto::codec::{Ack, ConnAck, Connect, Publish, Subscribe, SubscribeFilter};
 use pigeon_proto::error::{Error, Misuse, Violation};
 use pigeon_proto::flow::{Config, Connection, Event, SessionState};
-use pigeon_proto::properties::Properties;
 use pigeon_proto::topic::TopicName;
 use pigeon_proto::{decode, Packet, PacketId, Protocol, QoS, ReasonCode};
 
@@ -833,7 +832,7 @@ fn packets_sent_right_after_connect_wait_for_the_servers_decision() {
         .unwrap();
     let sub = Subscribe {
         packet_id: PacketId::new(1).unwrap(),
-        properties: Properties::default(),
+        properties: Default::default(),
         filters: vec![SubscribeFilter {
             filter: "a/#".try_into().unwrap(),
             options: Default::default(),

@@ -8,7 +8,6 @@ use std::time::Duration;
 use bytes::BytesMut;
 use pigeon_broker::{Broker, Config};
 use pigeon_proto::codec::{Connect, Publish, Subscribe, SubscribeFilter, SubscriptionOptions};
-use pigeon_proto::properties::Properties;
 use pigeon_proto::topic::TopicName;
 use pigeon_proto::{decode, Packet, PacketId, Protocol, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -56,7 +55,7 @@ pub fn publish(topic: &str, payload: &[u8], qos: QoS, id: u16) -> Publish {
 pub fn subscribe(id: u16, filters: &[(&str, QoS)]) -> Packet {
     Packet::Subscribe(Subscribe {
         packet_id: PacketId::new(id).unwrap(),
-        properties: Properties::default(),
+        properties: Default::default(),
         filters: filters
             .iter()
             .map(|(f, qos)| SubscribeFilter {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::wire::Reader;
 use crate::error::{Error, Malformed};
-use crate::properties::{Context, Properties};
+use crate::properties::{Context, LazyProperties};
 use crate::{PacketId, PacketType, Protocol, ReasonCode};
 
 /// The body of PUBACK, PUBREC, PUBREL and PUBCOMP.
@@ -17,7 +17,7 @@ pub struct Ack {
     /// Success or why not (v5; always success in 3.x).
     pub reason_code: ReasonCode,
     /// Properties (v5 only).
-    pub properties: Properties,
+    pub properties: LazyProperties,
 }
 
 impl Ack {
@@ -31,7 +31,7 @@ impl Ack {
         Ack {
             packet_id,
             reason_code,
-            properties: Properties::default(),
+            properties: LazyProperties::default(),
         }
     }
 
@@ -52,7 +52,7 @@ impl Ack {
                     packet: kind.name(),
                 })?;
             if !r.is_empty() {
-                ack.properties = Properties::decode(&mut r, Context::Ack)?;
+                ack.properties = LazyProperties::decode(&mut r, Context::Ack)?;
             }
         }
         r.finish()?;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::connect::decode_properties;
 use super::wire::Reader;
 use crate::error::{Error, Malformed};
-use crate::properties::{Context, Properties};
+use crate::properties::{Context, LazyProperties};
 use crate::reason::v3_connack;
 use crate::{PacketType, Protocol, ReasonCode};
 
@@ -19,7 +19,7 @@ pub struct ConnAck {
     /// Success, or why the connection is refused.
     pub reason_code: ReasonCode,
     /// CONNACK properties (5.0 only).
-    pub properties: Properties,
+    pub properties: LazyProperties,
 }
 
 impl ConnAck {
@@ -43,7 +43,7 @@ impl ConnAck {
         Ok(ConnAck {
             session_present: flags & 1 != 0,
             reason_code,
-            properties,
+            properties: properties.into(),
         })
     }
 

@@ -54,7 +54,7 @@ impl Connect {
             protocol,
             clean_start: true,
             keep_alive: 60,
-            properties: Properties::default(),
+            properties: Default::default(),
             client_id,
             will: None,
             username: None,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::wire::Reader;
 use crate::error::{Error, Malformed, Violation};
-use crate::properties::{Context, Properties};
+use crate::properties::{Context, LazyProperties};
 use crate::{PacketType, Protocol, ReasonCode};
 
 /// The body of DISCONNECT and AUTH. In 3.x DISCONNECT is empty.
@@ -15,7 +15,7 @@ pub struct Disconnect {
     /// Why (5.0); Normal disconnection in 3.x.
     pub reason_code: ReasonCode,
     /// Properties (5.0 only).
-    pub properties: Properties,
+    pub properties: LazyProperties,
 }
 
 /// AUTH has the same shape as DISCONNECT.
@@ -26,7 +26,7 @@ impl Disconnect {
     pub fn new(reason_code: ReasonCode) -> Disconnect {
         Disconnect {
             reason_code,
-            properties: Properties::default(),
+            properties: LazyProperties::default(),
         }
     }
 
@@ -58,7 +58,7 @@ impl Disconnect {
                 } else {
                     Context::Disconnect
                 };
-                packet.properties = Properties::decode(&mut r, ctx)?;
+                packet.properties = LazyProperties::decode(&mut r, ctx)?;
             }
         }
         r.finish()?;

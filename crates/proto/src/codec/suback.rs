@@ -8,7 +8,7 @@ use super::ack::packet_id;
 use super::connect::decode_properties;
 use super::wire::Reader;
 use crate::error::{Error, Malformed};
-use crate::properties::{Context, Properties};
+use crate::properties::{Context, LazyProperties};
 use crate::{PacketId, PacketType, Protocol, ReasonCode};
 
 /// The answer to SUBSCRIBE or UNSUBSCRIBE: one code per filter, in order
@@ -19,7 +19,7 @@ pub struct SubAck {
     /// The SUBSCRIBE or UNSUBSCRIBE this answers.
     pub packet_id: PacketId,
     /// Properties (5.0 only).
-    pub properties: Properties,
+    pub properties: LazyProperties,
     /// One per filter.
     pub reason_codes: Vec<ReasonCode>,
 }
@@ -48,7 +48,7 @@ impl SubAck {
         r.finish()?;
         Ok(SubAck {
             packet_id,
-            properties,
+            properties: properties.into(),
             reason_codes,
         })
     }

@@ -7,7 +7,7 @@ use super::ack::packet_id;
 use super::connect::decode_properties;
 use super::wire::{self, Reader};
 use crate::error::{Error, Malformed, Violation};
-use crate::properties::{Context, Properties};
+use crate::properties::{Context, LazyProperties};
 use crate::string::MqttStr;
 use crate::{PacketId, Protocol, QoS};
 
@@ -17,7 +17,7 @@ pub struct Subscribe {
     /// Identifier the SUBACK will echo.
     pub packet_id: PacketId,
     /// SUBSCRIBE properties (5.0 only).
-    pub properties: Properties,
+    pub properties: LazyProperties,
     /// At least one filter with its options.
     pub filters: Vec<SubscribeFilter>,
 }
@@ -119,7 +119,7 @@ impl Subscribe {
         }
         Ok(Subscribe {
             packet_id,
-            properties,
+            properties: properties.into(),
             filters,
         })
     }

@@ -7,7 +7,7 @@ use super::ack::packet_id;
 use super::connect::decode_properties;
 use super::wire::{self, Reader};
 use crate::error::{Error, Violation};
-use crate::properties::{Context, Properties};
+use crate::properties::{Context, LazyProperties};
 use crate::string::MqttStr;
 use crate::{PacketId, Protocol};
 
@@ -18,7 +18,7 @@ pub struct Unsubscribe {
     /// Identifier the UNSUBACK will echo.
     pub packet_id: PacketId,
     /// UNSUBSCRIBE properties (5.0 only).
-    pub properties: Properties,
+    pub properties: LazyProperties,
     /// At least one filter.
     pub filters: Vec<MqttStr>,
 }
@@ -36,7 +36,7 @@ impl Unsubscribe {
         }
         Ok(Unsubscribe {
             packet_id,
-            properties,
+            properties: properties.into(),
             filters,
         })
     }

@@ -202,7 +202,7 @@ impl Connection {
         if self.state == State::Open || !self.is_server() {
             let disconnect = Packet::Disconnect(Disconnect {
                 reason_code,
-                properties,
+                properties: properties.into(),
             });
             // The connection ends either way; at worst with the bare code.
             let bare = Packet::Disconnect(Disconnect::new(reason_code));

@@ -39,7 +39,7 @@ fn connack_leaves_out_diagnostics_that_would_exceed_the_clients_maximum_v5() {
         c.properties.maximum_packet_size = Some(max);
         let mut server = pending_server(now, c);
         let connack = ConnAck {
-            properties: chatty(),
+            properties: chatty().into(),
             ..ConnAck::default()
         };
         server.accept(now, connack, SessionState::new()).unwrap();
@@ -56,7 +56,7 @@ fn suback_leaves_out_diagnostics_that_would_exceed_the_clients_maximum_v5() {
     for (max, kept) in [(40, (false, 0)), (1000, (true, 1))] {
         let (now, mut server) = server_for_small_client(max);
         let mut answer = suback(1);
-        answer.properties = chatty();
+        answer.properties = chatty().into();
         server.send(Packet::SubAck(answer)).unwrap();
         let out = sent(&mut server, now);
         assert_eq!(diagnostics_of(&out[0]), kept, "max {max}");
@@ -70,7 +70,7 @@ fn unsuback_leaves_out_diagnostics_that_would_exceed_the_clients_maximum_v5() {
     for (max, kept) in [(40, (false, 0)), (1000, (true, 1))] {
         let (now, mut server) = server_for_small_client(max);
         let mut answer = suback(2);
-        answer.properties = chatty();
+        answer.properties = chatty().into();
         server.send(Packet::UnsubAck(answer)).unwrap();
         let out = sent(&mut server, now);
         assert_eq!(diagnostics_of(&out[0]), kept, "max {max}");
@@ -130,12 +130,12 @@ fn without_problem_information_the_server_keeps_diagnostics_to_connack_disconnec
     let now = Instant::now();
     let mut server = pending_server(now, c);
     let connack = ConnAck {
-        properties: chatty(),
+        properties: chatty().into(),
         ..ConnAck::default()
     };
     server.accept(now, connack, SessionState::new()).unwrap();
     let mut answer = suback(1);
-    answer.properties = chatty();
+    answer.properties = chatty().into();
     server.send(Packet::SubAck(answer)).unwrap();
     let mut p = message("t", QoS::AtMostOnce);
     p.properties.user_properties = chatty().user_properties;

@@ -46,7 +46,7 @@ fn connect(protocol: Protocol) -> Connect {
 fn subscribe(n: u16) -> Subscribe {
     Subscribe {
         packet_id: id(n),
-        properties: Properties::default(),
+        properties: Default::default(),
         filters: vec![SubscribeFilter {
             filter: "a/#".try_into().unwrap(),
             options: Default::default(),
@@ -171,7 +171,7 @@ fn connect_with_auth(method: &str) -> Connect {
 fn suback(n: u16) -> SubAck {
     SubAck {
         packet_id: id(n),
-        properties: Properties::default(),
+        properties: Default::default(),
         reason_codes: vec![ReasonCode::GRANTED_QOS_0],
     }
 }

@@ -139,7 +139,7 @@ fn server_does_not_hold_back_other_packets_when_its_quota_is_used_up_v5() {
     feed(&mut server, now, Packet::Subscribe(subscribe(3))).unwrap();
     let suback = SubAck {
         packet_id: id(3),
-        properties: Properties::default(),
+        properties: Default::default(),
         reason_codes: vec![ReasonCode::GRANTED_QOS_0],
     };
     server.send(Packet::SubAck(suback)).unwrap();
