@@ -31,13 +31,14 @@ def wait_for_port(port, proc, timeout=10.0):
 
 
 @pytest.fixture
-def broker():
-    """The port of a freshly started Pigeon broker."""
+def broker(tmp_path):
+    """The port of a freshly started Pigeon broker (default durability,
+    sync, with a data directory of its own)."""
     if not os.path.exists(PIGEON):
         pytest.fail(f"{PIGEON} not found: run 'cargo build -p pigeon' first")
     port = free_port()
     proc = subprocess.Popen(
-        [PIGEON, "broker", "-p", str(port)],
+        [PIGEON, "broker", "-p", str(port), "--data-dir", str(tmp_path / "data")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:

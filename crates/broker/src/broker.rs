@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use pigeon_proto::codec::{Publish, SubscriptionOptions};
-use pigeon_proto::flow::SessionState;
+use pigeon_proto::flow::{Outbound, SessionState};
 use pigeon_proto::topic::{TopicFilter, TopicName};
 use pigeon_proto::{QoS, ReasonCode};
 use tokio::sync::Notify;
@@ -16,8 +16,8 @@ use tokio::sync::Notify;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::router::{Router, SessionId, Subscription};
-use crate::session::{Delivery, Owner, QueueLimits, Refused, Session};
-use crate::store::Store;
+use crate::session::{Delivery, Journal, Owner, QueueLimits, Refused, Session};
+use crate::store::{EntryState, Op, Recovered, RecoveredEntry, Seq, Store};
 
 /// Counters behind `$SYS` (mosquitto's names).
 #[derive(Debug, Default)]
@@ -45,6 +45,16 @@ pub(crate) struct Routed {
     pub queued: usize,
     /// Sessions whose limits refused it.
     pub refused: usize,
+    /// The last store op it caused: its acknowledgement waits for it.
+    pub seq: Option<Seq>,
+    /// It needed storing and the store cannot write: it went nowhere.
+    pub unstored: bool,
+}
+
+impl Routed {
+    fn note(&mut self, seq: Option<Seq>) {
+        self.seq = self.seq.max(seq);
+    }
 }
 
 /// What a connection gets when it attaches to a session.
@@ -54,6 +64,8 @@ pub(crate) struct Attached {
     pub present: bool,
     pub flow: SessionState,
     pub generation: u64,
+    /// The store op recording the session: CONNACK waits for it.
+    pub seq: Option<Seq>,
 }
 
 /// The broker's shared state.
@@ -106,6 +118,41 @@ impl Shared {
         }
     }
 
+    /// Rebuilds what the store held: sessions (disconnected, with their
+    /// subscriptions, queues and in-flight state) and retained messages.
+    pub fn restore(&self, recovered: Recovered) {
+        let now = Instant::now();
+        let mut router = write(&self.router);
+        let mut sessions = self.sessions();
+        let mut by_id = write(&self.by_id);
+        for found in recovered.sessions {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let session = Arc::new(Session::new(id, found.client_id));
+            {
+                let mut inner = session.lock();
+                inner.persistent = true;
+                inner.expiry = found.expiry;
+                inner.disconnected_at = Some(now.checked_sub(found.offline_for).unwrap_or(now));
+                for (filter, sub) in found.subscriptions {
+                    router.subscribe(&filter, id, sub);
+                    inner.subscriptions.insert(filter, sub);
+                }
+                let mut outbound = Vec::new();
+                for entry in found.queue {
+                    restore_entry(&mut inner, &mut outbound, entry);
+                }
+                let inbound = found.inbound_qos2.iter().map(|id| id.get());
+                inner.flow = SessionState::restore(outbound, inbound);
+            }
+            sessions.insert(session.client_id.clone(), session.clone());
+            by_id.insert(id, session);
+        }
+        let mut retained = write(&self.retained);
+        for message in recovered.retained {
+            retained.insert(message.topic.clone(), message);
+        }
+    }
+
     fn queue_limits(&self) -> QueueLimits {
         QueueLimits {
             messages: self.config.limits.max_queued_messages,
@@ -154,6 +201,8 @@ impl Shared {
         });
         drop(sessions);
         let generation = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let persistent = expiry != Some(0) && self.store.is_persistent();
+        let mut seq = None;
         let flow = {
             let mut inner = session.lock();
             inner.owner = Some(Owner {
@@ -162,6 +211,19 @@ impl Shared {
             });
             inner.expiry = expiry;
             inner.disconnected_at = None;
+            if persistent {
+                seq = Some(self.store.submit(Op::Session {
+                    client_id: session.client_id.clone(),
+                    expiry,
+                    disconnected_at: None,
+                }));
+            } else if inner.persistent {
+                // Resumed with a session that now ends with the connection.
+                self.store.submit(Op::DeleteSession {
+                    client_id: session.client_id.clone(),
+                });
+            }
+            inner.persistent = persistent;
             std::mem::take(&mut inner.flow)
         };
         Attached {
@@ -169,6 +231,7 @@ impl Shared {
             present,
             flow,
             generation,
+            seq,
         }
     }
 
@@ -207,7 +270,16 @@ impl Shared {
             inner.owner = None;
             inner.flow = flow;
             inner.disconnected_at = Some(Instant::now());
-            inner.expiry == Some(0)
+            let ends = inner.expiry == Some(0);
+            if inner.persistent && !ends {
+                // Its expiry counts from now, across restarts too.
+                self.store.submit(Op::Session {
+                    client_id: session.client_id.clone(),
+                    expiry: inner.expiry,
+                    disconnected_at: Some(unix_now()),
+                });
+            }
+            ends
         };
         if ends {
             self.remove_session(session);
@@ -234,6 +306,11 @@ impl Shared {
             let mut inner = session.lock();
             inner.ended = true;
             inner.clear_queue();
+            if std::mem::take(&mut inner.persistent) {
+                self.store.submit(Op::DeleteSession {
+                    client_id: session.client_id.clone(),
+                });
+            }
             std::mem::take(&mut inner.subscriptions)
                 .into_keys()
                 .collect()
@@ -279,14 +356,29 @@ impl Shared {
 
     /// Delivers a message to every matching subscription, and stores or
     /// clears it as retained if its RETAIN flag is set (MQTT-3.3.1-5, -6).
+    ///
+    /// A QoS 1/2 message for a persistent session is recorded in the store
+    /// (its body once, an entry per session); while the store cannot write,
+    /// such a message goes nowhere and `unstored` says so.
     pub fn publish(&self, message: Arc<Publish>, from: Option<SessionId>) -> Routed {
-        if message.retain {
-            self.retain(&message);
-        }
         let targets = read(&self.router).route(&message.topic);
         let by_id = read(&self.by_id);
-        let limits = self.queue_limits();
+        let persistent = self.store.is_persistent();
+        if persistent && !self.store.is_healthy() && needs_store(&message, &targets, &by_id) {
+            return Routed {
+                unstored: true,
+                ..Routed::default()
+            };
+        }
         let mut routed = Routed::default();
+        if message.retain {
+            routed.note(self.retain(&message));
+        }
+        let journal = (persistent && message.qos != QoS::AtMostOnce).then(|| Journal {
+            store: &*self.store,
+            message: self.store.next_id(),
+        });
+        let limits = self.queue_limits();
         for target in targets {
             if target.no_local && Some(target.session) == from {
                 continue; // MQTT-3.8.3-3 (5.0)
@@ -302,9 +394,13 @@ impl Shared {
                 // Published.
                 retain: message.retain && target.retain_as_published,
                 identifiers: target.identifiers,
+                stored: None,
             };
-            match session.enqueue(delivery, limits) {
-                Ok(()) => routed.queued += 1,
+            match session.enqueue(delivery, limits, journal) {
+                Ok(seq) => {
+                    routed.queued += 1;
+                    routed.note(seq);
+                }
                 Err(refused) => {
                     routed.refused += 1;
                     self.count_drop(session, refused);
@@ -331,17 +427,25 @@ impl Shared {
         }
     }
 
-    fn retain(&self, message: &Arc<Publish>) {
+    /// Sets or clears a retained message; returns the store op doing it.
+    fn retain(&self, message: &Arc<Publish>) -> Option<Seq> {
         let mut retained = write(&self.retained);
-        if message.payload.is_empty() {
+        let op = if message.payload.is_empty() {
             // MQTT-3.3.1-6 (3.1.1) / MQTT-3.3.1-6 (5.0): an empty payload
             // removes the retained message and is not stored.
             retained.remove(&message.topic);
-            self.store.remove_retained(&message.topic);
+            Op::Unretain {
+                topic: message.topic.clone(),
+            }
         } else {
             retained.insert(message.topic.clone(), message.clone());
-            self.store.put_retained(message);
-        }
+            Op::Retain {
+                message: message.clone(),
+            }
+        };
+        // Submitted under the lock, so the store sees changes to one topic
+        // in the order they were made.
+        self.store.is_persistent().then(|| self.store.submit(op))
     }
 
     /// Number of retained messages.
@@ -359,18 +463,40 @@ impl Shared {
         self.sessions().len()
     }
 
-    /// Adds a subscription; returns whether it replaced one.
-    pub fn subscribe(&self, session: &Session, filter: TopicFilter, sub: Subscription) -> bool {
+    /// Adds a subscription; returns whether it replaced one, and the store
+    /// op recording it for a persistent session.
+    pub fn subscribe(
+        &self,
+        session: &Session,
+        filter: TopicFilter,
+        sub: Subscription,
+    ) -> (bool, Option<Seq>) {
         let existed = write(&self.router).subscribe(&filter, session.id, sub);
-        session.lock().subscriptions.insert(filter, sub);
-        existed
+        let mut inner = session.lock();
+        let seq = inner.persistent.then(|| {
+            self.store.submit(Op::Subscribe {
+                client_id: session.client_id.clone(),
+                filter: filter.clone(),
+                subscription: sub,
+            })
+        });
+        inner.subscriptions.insert(filter, sub);
+        (existed, seq)
     }
 
-    /// Removes a subscription; returns whether it existed.
-    pub fn unsubscribe(&self, session: &Session, filter: &TopicFilter) -> bool {
+    /// Removes a subscription; returns whether it existed, and the store op
+    /// recording it for a persistent session.
+    pub fn unsubscribe(&self, session: &Session, filter: &TopicFilter) -> (bool, Option<Seq>) {
         let existed = write(&self.router).unsubscribe(filter, session.id);
-        session.lock().subscriptions.remove(filter);
-        existed
+        let mut inner = session.lock();
+        let seq = inner.persistent.then(|| {
+            self.store.submit(Op::Unsubscribe {
+                client_id: session.client_id.clone(),
+                filter: filter.clone(),
+            })
+        });
+        inner.subscriptions.remove(filter);
+        (existed, seq)
     }
 
     /// Queues the retained messages matching `filter` for `session`, with
@@ -392,25 +518,85 @@ impl Shared {
             ..self.queue_limits()
         };
         for message in matching {
+            let journal = self.store.is_persistent().then(|| Journal {
+                store: &*self.store,
+                message: self.store.next_id(),
+            });
             let delivery = Delivery {
                 qos: message.qos.min(options.qos),
                 message,
                 retain: true,
                 identifiers: id.into_iter().collect(),
+                stored: None,
             };
-            if let Err(refused) = session.enqueue(delivery, limits) {
+            if let Err(refused) = session.enqueue(delivery, limits, journal) {
                 self.count_drop(session, refused);
             }
         }
     }
 
-    /// The store's mode, for the start-up line.
-    pub fn store_mode(&self) -> &'static str {
-        self.store.mode()
+    /// The store, for connections recording their state.
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
     }
 
     /// The highest QoS the broker grants.
     pub fn maximum_qos(&self) -> QoS {
         QoS::ExactlyOnce
+    }
+}
+
+/// Whether routing `message` to `targets` would need the store: it is
+/// retained, or QoS 1/2 for a persistent session that takes QoS 1/2.
+fn needs_store(
+    message: &Publish,
+    targets: &[crate::router::Target],
+    by_id: &HashMap<SessionId, Arc<Session>>,
+) -> bool {
+    message.retain
+        || (message.qos != QoS::AtMostOnce
+            && targets.iter().any(|t| {
+                t.qos != QoS::AtMostOnce
+                    && by_id.get(&t.session).is_some_and(|s| s.lock().persistent)
+            }))
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Puts one recovered entry where it was: back in the queue, or in flight
+/// with its packet identifier (a QoS 2 message sent, or released).
+fn restore_entry(
+    inner: &mut crate::session::Inner,
+    outbound: &mut Vec<Outbound>,
+    entry: RecoveredEntry,
+) {
+    match entry.state {
+        EntryState::Queued => inner.push_recovered(Delivery {
+            message: entry.message,
+            qos: entry.qos,
+            retain: entry.retain,
+            identifiers: entry.identifiers,
+            stored: Some(entry.stored),
+        }),
+        EntryState::Sent(packet_id) => {
+            let mut publish = Publish::clone(&entry.message);
+            publish.qos = entry.qos;
+            publish.retain = entry.retain;
+            publish.packet_id = Some(packet_id);
+            if !entry.identifiers.is_empty() {
+                publish.properties.subscription_identifiers = entry.identifiers;
+            }
+            outbound.push(Outbound::AwaitPubRec(publish));
+            inner.in_flight.insert(packet_id.get(), entry.stored);
+        }
+        EntryState::Received(packet_id) => {
+            outbound.push(Outbound::AwaitPubComp(packet_id));
+            inner.in_flight.insert(packet_id.get(), entry.stored);
+        }
     }
 }

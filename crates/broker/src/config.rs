@@ -15,8 +15,12 @@ use serde::Deserialize;
 pub struct Config {
     /// Where MQTT over TCP listens.
     pub listen: SocketAddr,
-    /// Directory for durable state (used from the durable store on).
+    /// Directory for durable state.
     pub data_dir: PathBuf,
+    /// When acknowledged state reaches the disk.
+    pub durability: Durability,
+    /// With `durability = "batch"`: longest time between fsyncs, in ms.
+    pub batch_interval_ms: u64,
     /// Whether clients without a user name may connect.
     pub allow_anonymous: bool,
     /// Seconds between `$SYS` updates; 0 turns them off.
@@ -25,6 +29,18 @@ pub struct Config {
     pub queue_qos0: bool,
     /// Limits, each with a safe default.
     pub limits: Limits,
+}
+
+/// When acknowledged state reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Acknowledged only once fsynced (group commit).
+    Sync,
+    /// fsynced every `batch_interval_ms`; a crash can lose that window.
+    Batch,
+    /// Nothing on disk.
+    Memory,
 }
 
 /// Limits on what clients may use.
@@ -62,6 +78,8 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             data_dir: PathBuf::from("pigeon-data"),
+            durability: Durability::Sync,
+            batch_interval_ms: 100,
             allow_anonymous: true,
             sys_interval: 10,
             queue_qos0: false,
@@ -125,6 +143,7 @@ impl Config {
 
     /// Checks ranges that the types do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        check("batch_interval_ms", self.batch_interval_ms, 1, 60_000)?;
         let l = &self.limits;
         check("limits.max_connections", l.max_connections, 1, usize::MAX)?;
         check("limits.max_packet_size", l.max_packet_size, 16, 268_435_460)?;

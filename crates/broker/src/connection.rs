@@ -20,7 +20,7 @@ use pigeon_proto::error::Misuse;
 use pigeon_proto::flow::{self, Event};
 use pigeon_proto::properties::{LazyProperties, Properties};
 use pigeon_proto::topic::{Subscription as Filter, TopicFilter};
-use pigeon_proto::{decode, Error, Packet, Protocol, QoS, ReasonCode};
+use pigeon_proto::{decode, Error, Packet, PacketId, Protocol, QoS, ReasonCode};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
@@ -29,6 +29,7 @@ use crate::auth::Credentials;
 use crate::broker::Shared;
 use crate::router::Subscription;
 use crate::session::Session;
+use crate::store::{Op, Pending, Seq, Stored};
 
 /// Bytes reserved for the first socket read; doubled while reads fill it.
 const FIRST_READ_CHUNK: usize = 512;
@@ -83,6 +84,9 @@ struct Conn {
     /// Boxed: most clients have no will, and inline it would be 464 bytes
     /// of every connection.
     will: Option<Box<Will>>,
+    /// Store ops this connection's packets caused that are not yet known
+    /// durable: nothing is written to the socket until they are.
+    pending: Option<Pending>,
     /// The client sent DISCONNECT: no will unless it asked (0x04).
     clean_exit: bool,
     will_requested: bool,
@@ -111,6 +115,7 @@ impl Conn {
             held: None,
             connecting: None,
             will: None,
+            pending: None,
             clean_exit: false,
             will_requested: false,
         }
@@ -119,7 +124,7 @@ impl Conn {
     /// Until CONNECT is accepted (or refused, or the broker shuts down).
     async fn handshake(&mut self, mut shutdown: broadcast::Receiver<()>) -> io::Result<()> {
         while self.held.is_none() && !self.flow.is_closed() {
-            self.flush().await?;
+            self.write_out().await?;
             let deadline = self.flow.poll_timeout();
             tokio::select! {
                 ready = readable(&self.stream) => {
@@ -145,7 +150,7 @@ impl Conn {
     async fn run(&mut self) -> io::Result<()> {
         loop {
             self.fill_from_queue();
-            self.flush().await?;
+            self.write_out().await?;
             if self.flow.is_closed() {
                 return Ok(());
             }
@@ -167,6 +172,59 @@ impl Conn {
                 () = std::future::poll_fn(|cx| session.poll_woken(cx)) => self.on_kick(),
                 () = tokio::time::sleep_until(far(deadline)) => self.on_timeout(),
             }
+        }
+    }
+
+    /// Writes what the flow has queued, once the store has made durable
+    /// everything it acknowledges. If the store could not write, the
+    /// acknowledgements are dropped and the client is disconnected: it
+    /// sends the messages again when it reconnects.
+    async fn write_out(&mut self) -> io::Result<()> {
+        if let Some(pending) = self.pending.take() {
+            let shared = self.shared.clone();
+            let stored = match shared.store().outcome(pending) {
+                Some(result) => result,
+                None => std::future::poll_fn(|cx| shared.store().poll_durable(pending, cx)).await,
+            };
+            if let Err(e) = stored {
+                tracing::warn!(client_id = ?self.client_id(), "disconnecting: {e}");
+                self.flow.discard_unsent();
+                self.disconnect_unstored();
+            }
+        }
+        self.flush().await
+    }
+
+    /// Ends the connection because what it sent could not be stored.
+    fn disconnect_unstored(&mut self) {
+        let mut properties = Properties::default();
+        properties.reason_string = "the broker could not store the message (disk full?);                                     send it again later"
+            .try_into()
+            .ok();
+        self.flow
+            .disconnect(ReasonCode::UNSPECIFIED_ERROR, properties);
+    }
+
+    /// Remembers a store op whose durability must precede the next write.
+    fn note(&mut self, seq: Option<Seq>) {
+        if let Some(seq) = seq {
+            self.pending = Some(Pending::extend(self.pending, seq));
+        }
+    }
+
+    /// Records a change to a persistent session's state in the store.
+    /// `wait`: the next write must not happen before it is durable.
+    fn record(&mut self, op: impl FnOnce(Arc<str>) -> Op, wait: bool) {
+        let Some(held) = &self.held else { return };
+        if !held.session.lock().persistent {
+            return;
+        }
+        let seq = self
+            .shared
+            .store()
+            .submit(op(held.session.client_id.clone()));
+        if wait {
+            self.note(Some(seq));
         }
     }
 
@@ -301,6 +359,26 @@ impl Conn {
                 // in the flow until it is accepted.
                 Event::Connect(connect) => self.connecting = Some(connect),
                 Event::Message(publish) => self.on_message(publish),
+                Event::Delivered { packet_id, .. } => self.on_delivered(packet_id),
+                Event::Received { packet_id } => {
+                    // A restart must resend PUBREL, not the message: the
+                    // PUBREL waits until this is durable.
+                    if let Some(stored) = self.in_flight(packet_id, false) {
+                        self.record(|client_id| Op::Received { client_id, stored }, true);
+                    }
+                }
+                Event::Released { packet_id } => {
+                    // PUBCOMP waits until the identifier is forgotten on
+                    // disk, or a restarted broker would take the client's
+                    // next message with this identifier for a duplicate.
+                    self.record(
+                        |client_id| Op::InboundQos2Done {
+                            client_id,
+                            packet_id,
+                        },
+                        true,
+                    );
+                }
                 Event::Subscribe(subscribe) => self.on_subscribe(subscribe),
                 Event::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
                 Event::Disconnected(d) => {
@@ -314,8 +392,27 @@ impl Conn {
         }
     }
 
+    /// Where the message in flight with `packet_id` is on disk; `remove`
+    /// once its exchange is complete.
+    fn in_flight(&self, packet_id: PacketId, remove: bool) -> Option<Stored> {
+        let held = self.held.as_ref()?;
+        let mut inner = held.session.lock();
+        match remove {
+            true => inner.in_flight.remove(&packet_id.get()),
+            false => inner.in_flight.get(&packet_id.get()).copied(),
+        }
+    }
+
+    /// An outgoing QoS 1/2 message was acknowledged: its entry goes.
+    fn on_delivered(&mut self, packet_id: PacketId) {
+        if let Some(stored) = self.in_flight(packet_id, true) {
+            self.record(|client_id| Op::Done { client_id, stored }, false);
+        }
+    }
+
     async fn on_connect(&mut self, connect: Connect) {
-        let limits = &self.shared.config.limits;
+        let shared = self.shared.clone();
+        let limits = &shared.config.limits;
         if let Some(code) = self.refusal(&connect) {
             let connack = ConnAck {
                 reason_code: code,
@@ -339,6 +436,8 @@ impl Conn {
             .shared
             .attach(&client_id, connect.clean_start, expiry)
             .await;
+        // CONNACK waits until a persistent session is on disk.
+        self.note(attached.seq);
         // MQTT-3.2.2-2 / -3 (5.0), MQTT-3.2.2-1 / -2 (3.1.1).
         connack.session_present = attached.present;
         if v5 {
@@ -405,7 +504,9 @@ impl Conn {
 
     fn on_message(&mut self, mut publish: Publish) {
         let Some(held) = &self.held else { return };
+        let session = held.session.clone();
         let packet_id = publish.packet_id.take();
+        let qos = publish.qos;
         let code = if publish
             .topic
             .check_levels(self.shared.config.limits.max_topic_levels)
@@ -417,10 +518,10 @@ impl Conn {
             ReasonCode::NOT_AUTHORIZED
         } else {
             publish.dup = false;
-            let routed = self
-                .shared
-                .publish(Arc::new(publish), Some(held.session.id));
+            let routed = self.shared.publish(Arc::new(publish), Some(session.id));
+            self.note(routed.seq);
             match (routed.queued, routed.refused) {
+                _ if routed.unstored => self.refuse_unstored(),
                 // §2.4 0x97: every subscriber's queue refused it, so do not
                 // let a v5 publisher think it was accepted.
                 (0, 1..) => ReasonCode::QUOTA_EXCEEDED,
@@ -428,9 +529,29 @@ impl Conn {
                 _ => ReasonCode::SUCCESS,
             }
         };
-        if let Some(id) = packet_id {
-            let _ = self.flow.ack(id, code);
+        let Some(id) = packet_id else { return };
+        if qos == QoS::ExactlyOnce && !code.is_error() {
+            // MQTT-4.3.3-10 (5.0): a resent PUBLISH with this identifier
+            // is a duplicate until PUBREL, across restarts too.
+            self.record(
+                |client_id| Op::InboundQos2 {
+                    client_id,
+                    packet_id: id,
+                },
+                true,
+            );
         }
+        let _ = self.flow.ack(id, code);
+    }
+
+    /// The message needs storing and the store cannot write: a v5 client
+    /// is told Quota exceeded (0x97); a v3 acknowledgement has no code, so
+    /// the connection closes without one and the client sends it again.
+    fn refuse_unstored(&mut self) -> ReasonCode {
+        if !self.flow.protocol().is_v5() {
+            self.disconnect_unstored();
+        }
+        ReasonCode::QUOTA_EXCEEDED
     }
 
     fn on_subscribe(&mut self, subscribe: Subscribe) {
@@ -441,7 +562,8 @@ impl Conn {
             .subscription_identifiers
             .first()
             .copied();
-        let limits = &self.shared.config.limits;
+        let shared = self.shared.clone();
+        let limits = &shared.config.limits;
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         for f in subscribe.filters {
             let parsed = Filter::parse_with_max_levels(f.filter, limits.max_topic_levels);
@@ -468,7 +590,7 @@ impl Conn {
     }
 
     fn add_subscription(
-        &self,
+        &mut self,
         session: &Session,
         filter: TopicFilter,
         mut options: pigeon_proto::codec::SubscriptionOptions,
@@ -480,7 +602,9 @@ impl Conn {
             options,
             identifier,
         };
-        let existed = self.shared.subscribe(session, filter.clone(), sub);
+        let (existed, seq) = self.shared.subscribe(session, filter.clone(), sub);
+        // SUBACK waits until a persistent session's subscription is on disk.
+        self.note(seq);
         // MQTT-3.3.1-9..-11 (5.0): Retain Handling decides whether retained
         // messages follow the SUBACK; in 3.x they always do (MQTT-3.8.4-3).
         let send = match options.retain_handling {
@@ -501,18 +625,23 @@ impl Conn {
 
     fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
         let Some(held) = &self.held else { return };
-        let codes = unsubscribe
-            .filters
-            .into_iter()
-            .map(|f| match TopicFilter::new(f) {
+        let session = held.session.clone();
+        let mut codes = Vec::with_capacity(unsubscribe.filters.len());
+        for f in unsubscribe.filters {
+            let code = match TopicFilter::new(f) {
                 Err(_) => ReasonCode::TOPIC_FILTER_INVALID,
-                Ok(filter) if self.shared.unsubscribe(&held.session, &filter) => {
-                    ReasonCode::SUCCESS
+                Ok(filter) => {
+                    let (existed, seq) = self.shared.unsubscribe(&session, &filter);
+                    self.note(seq);
+                    match existed {
+                        true => ReasonCode::SUCCESS,
+                        // MQTT-3.10.4-5 (5.0)
+                        false => ReasonCode::NO_SUBSCRIPTION_EXISTED,
+                    }
                 }
-                // MQTT-3.10.4-5 (5.0)
-                Ok(_) => ReasonCode::NO_SUBSCRIPTION_EXISTED,
-            })
-            .collect();
+            };
+            codes.push(code);
+        }
         let unsuback = SubAck {
             packet_id: unsubscribe.packet_id,
             properties: LazyProperties::default(),
@@ -528,9 +657,10 @@ impl Conn {
         if !self.flow.is_open() {
             return;
         }
-        while let Some(delivery) = held.session.dequeue() {
+        let session = held.session.clone();
+        while let Some(delivery) = session.dequeue() {
             if delivery.qos != QoS::AtMostOnce && self.flow.send_quota() == 0 {
-                held.session.requeue_front(delivery);
+                session.requeue_front(delivery);
                 return;
             }
             let mut publish = Publish::clone(&delivery.message);
@@ -539,20 +669,50 @@ impl Conn {
             if !delivery.identifiers.is_empty() {
                 publish.properties.subscription_identifiers = delivery.identifiers;
             }
-            match self.flow.publish(publish) {
-                Ok(_) | Err(Error::Misuse(Misuse::ExceedsPeerMaximum { .. })) => {
-                    // Too large for this client: dropped as if sent
-                    // (MQTT-3.1.2-25 in 5.0).
-                    self.shared
-                        .stats
-                        .messages_sent
-                        .fetch_add(1, Ordering::Relaxed);
-                }
+            let sent = match self.flow.publish(publish) {
+                Ok(id) => id,
+                // Too large for this client: dropped as if sent
+                // (MQTT-3.1.2-25 in 5.0).
+                Err(Error::Misuse(Misuse::ExceedsPeerMaximum { .. })) => None,
                 Err(e) => {
-                    tracing::debug!(client_id = %held.session.client_id, "not sent: {e}");
+                    tracing::debug!(client_id = %session.client_id, "not sent: {e}");
                     return;
                 }
+            };
+            self.shared
+                .stats
+                .messages_sent
+                .fetch_add(1, Ordering::Relaxed);
+            if let Some(stored) = delivery.stored {
+                self.sent_stored(&session, stored, sent, delivery.qos);
             }
+        }
+    }
+
+    /// Records where a stored message went: in flight under `packet_id`
+    /// (for QoS 2 on disk too, before the PUBLISH is written, so a restart
+    /// resends it with the identifier the client knows), or nowhere.
+    fn sent_stored(
+        &mut self,
+        session: &Session,
+        stored: Stored,
+        packet_id: Option<PacketId>,
+        qos: QoS,
+    ) {
+        let Some(packet_id) = packet_id else {
+            self.record(|client_id| Op::Done { client_id, stored }, false);
+            return;
+        };
+        session.lock().in_flight.insert(packet_id.get(), stored);
+        if qos == QoS::ExactlyOnce {
+            self.record(
+                |client_id| Op::Sent {
+                    client_id,
+                    stored,
+                    packet_id,
+                },
+                true,
+            );
         }
     }
 

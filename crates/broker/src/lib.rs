@@ -17,7 +17,9 @@
 //! - [`router`]: the subscription trie.
 //! - [`session`]: a session's subscriptions, bounded message queue and the
 //!   protocol state left by its last connection.
-//! - [`store`]: the interface to durable state (in-memory for now).
+//! - [`store`]: durable state: the ops the broker records, the redb store
+//!   that applies them with group commit, and what it reads back at
+//!   start-up.
 //! - [`auth`]: the hook every CONNECT goes through.
 //!
 //! ## The path of a message
@@ -29,8 +31,10 @@
 //! is woken. That task takes entries while its client's inflight window has
 //! room, lets the flow assign packet identifiers, and writes. The
 //! publisher's PUBACK / PUBREC goes out once the message is queued for every
-//! subscriber (and, with the durable store, once it is on disk). A slow
-//! subscriber only fills its own queue, whose limits drop QoS 0 first.
+//! subscriber and, when a persistent session takes it, once the store has
+//! it on disk: a connection writes nothing until the store ops its packets
+//! caused are durable. A slow subscriber only fills its own queue, whose
+//! limits drop QoS 0 first.
 
 pub mod auth;
 mod broker;
@@ -42,8 +46,8 @@ pub mod session;
 pub mod store;
 mod sys;
 
-pub use config::{Config, ConfigError};
-pub use server::Broker;
+pub use config::{Config, ConfigError, Durability};
+pub use server::{open_store, Broker};
 
 /// The protocol core this broker is built on, re-exported for embedders.
 pub use pigeon_proto as proto;

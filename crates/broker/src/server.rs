@@ -16,7 +16,8 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{Authenticator, DefaultPolicy};
 use crate::broker::Shared;
 use crate::config::Config;
-use crate::store::{MemoryStore, Store};
+use crate::config::Durability;
+use crate::store::{DurableStore, MemoryStore, Mode, OpenError, Store};
 use crate::{connection, sys};
 
 /// A running broker.
@@ -29,13 +30,15 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Binds the listener and starts serving, with the in-memory store and
-    /// the default authentication policy.
+    /// Opens the store the configuration asks for (reading back what it
+    /// holds), binds the listener and starts serving, with the default
+    /// authentication policy.
     pub async fn start(config: Config) -> io::Result<Broker> {
         let auth = DefaultPolicy {
             allow_anonymous: config.allow_anonymous,
         };
-        Broker::start_with(config, Box::new(MemoryStore), Box::new(auth)).await
+        let store = open_store(&config).map_err(io::Error::other)?;
+        Broker::start_with(config, store, Box::new(auth)).await
     }
 
     /// Binds the listener and starts serving with `store` and `auth`.
@@ -47,6 +50,7 @@ impl Broker {
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(config, store, auth));
+        shared.restore(shared.store().take_recovered());
         let (shutdown, _) = broadcast::channel(1);
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(listener, shared.clone(), shutdown.clone()));
@@ -64,9 +68,9 @@ impl Broker {
         self.local_addr
     }
 
-    /// The durability mode, for the start-up line.
-    pub fn store_mode(&self) -> &'static str {
-        self.shared.store_mode()
+    /// The durability mode and where the data is, for the start-up line.
+    pub fn store_description(&self) -> String {
+        self.shared.store().describe()
     }
 
     /// Connected clients right now.
@@ -94,6 +98,9 @@ impl Broker {
         self.shared.kick_all();
         let _ = self.shutdown.send(());
         while self.tasks.join_next().await.is_some() {}
+        // Every connection has let go: what they left is written out.
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || shared.store().close()).await;
     }
 }
 
@@ -144,4 +151,16 @@ async fn housekeeping(shared: Arc<Shared>, mut stop: broadcast::Receiver<()>) {
             _ = stop.recv() => return,
         }
     }
+}
+
+/// The store `config` asks for.
+pub fn open_store(config: &Config) -> Result<Box<dyn Store>, OpenError> {
+    let mode = match config.durability {
+        Durability::Memory => return Ok(Box::new(MemoryStore)),
+        Durability::Sync => Mode::Sync,
+        Durability::Batch => Mode::Batch {
+            interval: Duration::from_millis(config.batch_interval_ms),
+        },
+    };
+    Ok(Box::new(DurableStore::open(&config.data_dir, mode)?))
 }

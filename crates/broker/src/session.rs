@@ -6,7 +6,7 @@
 //! so publishers to different sessions never contend, and the waker of the
 //! connection task that queueing wakes.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -17,6 +17,7 @@ use pigeon_proto::topic::TopicFilter;
 use pigeon_proto::{QoS, ReasonCode};
 
 use crate::router::{SessionId, Subscription};
+use crate::store::{Op, Seq, Store, Stored};
 
 /// One message on its way to one session. The message itself is shared by
 /// every session it goes to.
@@ -30,6 +31,18 @@ pub struct Delivery {
     pub retain: bool,
     /// Subscription identifiers to send (v5).
     pub identifiers: Vec<u32>,
+    /// Where it is on disk, for a persistent session's QoS 1/2 message.
+    pub stored: Option<Stored>,
+}
+
+/// What [`Session::enqueue`] needs to record a message on disk for a
+/// persistent session.
+#[derive(Debug, Clone, Copy)]
+pub struct Journal<'a> {
+    /// The store.
+    pub store: &'a dyn Store,
+    /// The id of the message's body.
+    pub message: u64,
 }
 
 /// Why a message was not queued.
@@ -75,6 +88,10 @@ pub struct Inner {
     pub dropped: u64,
     /// Set when the session is discarded: nothing may be queued any more.
     pub ended: bool,
+    /// It outlives its connection, so its state is kept in the store.
+    pub persistent: bool,
+    /// Where each QoS 1/2 message in flight to it is on disk, by packet id.
+    pub in_flight: HashMap<u16, Stored>,
     /// Something was queued, or the connection was asked to let go, since
     /// the connection last looked.
     woken: bool,
@@ -123,10 +140,19 @@ impl Session {
 
     /// Queues a message, applying the limits: when full, the oldest QoS 0
     /// message makes room; if there is none, the new message is refused.
-    pub fn enqueue(&self, delivery: Delivery, limits: QueueLimits) -> Result<(), Refused> {
+    /// A persistent session's QoS 1/2 message is recorded in the store
+    /// under the session lock, so its entry is on its way to disk before
+    /// the connection can send it and have it acknowledged; the returned
+    /// sequence number is what the publisher's acknowledgement waits for.
+    pub fn enqueue(
+        &self,
+        mut delivery: Delivery,
+        limits: QueueLimits,
+        journal: Option<Journal<'_>>,
+    ) -> Result<Option<Seq>, Refused> {
         let mut inner = self.lock();
         if inner.ended {
-            return Ok(());
+            return Ok(None);
         }
         if inner.owner.is_none() && delivery.qos == QoS::AtMostOnce && !limits.qos0_offline {
             return Err(Refused::Offline);
@@ -146,10 +172,28 @@ impl Session {
                 inner.dropped += 1;
             }
         }
+        let seq = match journal {
+            Some(j) if inner.persistent && delivery.qos != QoS::AtMostOnce => {
+                let stored = Stored {
+                    message: j.message,
+                    entry: j.store.next_id(),
+                };
+                delivery.stored = Some(stored);
+                Some(j.store.submit(Op::Enqueue {
+                    client_id: self.client_id.clone(),
+                    stored,
+                    message: delivery.message.clone(),
+                    qos: delivery.qos,
+                    retain: delivery.retain,
+                    identifiers: delivery.identifiers.clone(),
+                }))
+            }
+            _ => None,
+        };
         inner.remember(&delivery);
         inner.queue.push_back(delivery);
         wake(inner);
-        Ok(())
+        Ok(seq)
     }
 
     /// Asks the connection holding the session, if any, to let go with
@@ -229,6 +273,13 @@ impl Inner {
         self.queued_qos0 -= usize::from(d.qos == QoS::AtMostOnce);
     }
 
+    /// Puts back a message recovered from the store, beyond the limits:
+    /// the store held it, so it was accepted once.
+    pub fn push_recovered(&mut self, delivery: Delivery) {
+        self.remember(&delivery);
+        self.queue.push_back(delivery);
+    }
+
     /// Empties the queue.
     pub fn clear_queue(&mut self) {
         self.queue.clear();
@@ -251,6 +302,7 @@ mod tests {
             qos,
             retain: false,
             identifiers: Vec::new(),
+            stored: None,
         }
     }
 
@@ -272,12 +324,16 @@ mod tests {
     #[test]
     fn full_queue_drops_the_oldest_qos0_first_then_refuses() {
         let s = connected();
-        s.enqueue(delivery(QoS::AtLeastOnce, 1), LIMITS).unwrap();
-        s.enqueue(delivery(QoS::AtMostOnce, 2), LIMITS).unwrap();
-        s.enqueue(delivery(QoS::AtLeastOnce, 3), LIMITS).unwrap();
-        s.enqueue(delivery(QoS::AtLeastOnce, 4), LIMITS).unwrap();
+        s.enqueue(delivery(QoS::AtLeastOnce, 1), LIMITS, None)
+            .unwrap();
+        s.enqueue(delivery(QoS::AtMostOnce, 2), LIMITS, None)
+            .unwrap();
+        s.enqueue(delivery(QoS::AtLeastOnce, 3), LIMITS, None)
+            .unwrap();
+        s.enqueue(delivery(QoS::AtLeastOnce, 4), LIMITS, None)
+            .unwrap();
         assert_eq!(
-            s.enqueue(delivery(QoS::AtLeastOnce, 5), LIMITS),
+            s.enqueue(delivery(QoS::AtLeastOnce, 5), LIMITS, None),
             Err(Refused::QueueFull)
         );
         let tags: Vec<u8> = std::iter::from_fn(|| s.dequeue())
@@ -292,15 +348,16 @@ mod tests {
     fn offline_sessions_do_not_queue_qos0_unless_configured() {
         let s = Session::new(1, "c".into());
         assert_eq!(
-            s.enqueue(delivery(QoS::AtMostOnce, 1), LIMITS),
+            s.enqueue(delivery(QoS::AtMostOnce, 1), LIMITS, None),
             Err(Refused::Offline)
         );
-        s.enqueue(delivery(QoS::AtLeastOnce, 2), LIMITS).unwrap();
+        s.enqueue(delivery(QoS::AtLeastOnce, 2), LIMITS, None)
+            .unwrap();
         let keep = QueueLimits {
             qos0_offline: true,
             ..LIMITS
         };
-        s.enqueue(delivery(QoS::AtMostOnce, 3), keep).unwrap();
+        s.enqueue(delivery(QoS::AtMostOnce, 3), keep, None).unwrap();
         assert_eq!(s.lock().queue.len(), 2);
     }
 }

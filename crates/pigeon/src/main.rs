@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use pigeon_broker::{Broker, Config};
+use pigeon_broker::auth::DefaultPolicy;
+use pigeon_broker::{open_store, Broker, Config, Durability};
 
 #[derive(Parser)]
 #[command(name = "pigeon", version, about = "MQTT broker and tools")]
@@ -46,6 +47,10 @@ struct BrokerArgs {
     /// Directory for durable state (overrides the file).
     #[arg(long = "data-dir")]
     data_dir: Option<PathBuf>,
+    /// When acknowledged state reaches the disk: sync, batch or memory
+    /// (overrides the file).
+    #[arg(long = "durability", value_parser = parse_durability)]
+    durability: Option<Durability>,
     /// Log every connection and protocol error.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
@@ -97,6 +102,9 @@ fn load_config(args: &BrokerArgs) -> anyhow::Result<Config> {
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
     }
+    if let Some(durability) = args.durability {
+        config.durability = durability;
+    }
     config.validate()?;
     Ok(config)
 }
@@ -121,15 +129,22 @@ fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
-    let broker = Broker::start(config).await.with_context(|| {
-        format!("cannot listen on {listen} (is another broker running? try -p PORT)")
-    })?;
+    // Opening the store reads back every session and queued message.
+    let store = open_store(&config)?;
+    let auth = Box::new(DefaultPolicy {
+        allow_anonymous: config.allow_anonymous,
+    });
+    let broker = Broker::start_with(config, store, auth)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {listen} (is another broker running? try -p PORT)")
+        })?;
     println!(
         "pigeon broker {}: MQTT on {}",
         env!("CARGO_PKG_VERSION"),
         broker.local_addr()
     );
-    println!("durability: {}", broker.store_mode());
+    println!("durability: {}", broker.store_description());
     shutdown_signal().await;
     println!("shutting down");
     broker.shutdown().await;
@@ -150,4 +165,13 @@ async fn shutdown_signal() {
         }
     }
     let _ = ctrl_c.await;
+}
+
+fn parse_durability(text: &str) -> Result<Durability, String> {
+    match text {
+        "sync" => Ok(Durability::Sync),
+        "batch" => Ok(Durability::Batch),
+        "memory" => Ok(Durability::Memory),
+        _ => Err("use sync (fsync before acknowledging), batch or memory".into()),
+    }
 }

@@ -5,12 +5,15 @@ const assert = require('node:assert');
 const net = require('node:net');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
 const mqtt = require('mqtt');
 
 const root = path.resolve(__dirname, '..', '..', '..');
 const bin = process.env.PIGEON_BIN || path.join(root, 'target', 'debug', 'pigeon');
 let broker;
 let port;
+let dataDir;
 
 function freePort() {
   return new Promise((resolve) => {
@@ -35,11 +38,15 @@ async function waitForPort(p) {
 
 before(async () => {
   port = await freePort();
-  broker = spawn(bin, ['broker', '-p', String(port)], { stdio: 'ignore' });
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pigeon-js-'));
+  broker = spawn(bin, ['broker', '-p', String(port), '--data-dir', dataDir], { stdio: 'ignore' });
   await waitForPort(port);
 });
 
-after(() => { broker.kill('SIGTERM'); });
+after(() => {
+  broker.kill('SIGTERM');
+  broker.once('exit', () => fs.rmSync(dataDir, { recursive: true, force: true }));
+});
 
 function connect(protocolVersion) {
   return new Promise((resolve, reject) => {

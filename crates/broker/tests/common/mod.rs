@@ -26,6 +26,7 @@ pub async fn broker_with(change: impl FnOnce(&mut Config)) -> Broker {
     let mut config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         sys_interval: 0,
+        durability: pigeon_broker::Durability::Memory,
         ..Config::default()
     };
     change(&mut config);

@@ -62,6 +62,16 @@ pub enum RetainHandling {
 }
 
 impl SubscriptionOptions {
+    /// The options as their MQTT 5.0 byte, for storing.
+    pub fn to_byte(&self) -> u8 {
+        self.encode(Protocol::V5)
+    }
+
+    /// Options from their MQTT 5.0 byte; `None` if it is not valid.
+    pub fn from_byte(byte: u8) -> Option<Self> {
+        Self::decode(byte, Protocol::V5).ok()
+    }
+
     fn decode(byte: u8, protocol: Protocol) -> Result<Self, Error> {
         // Reserved bits are malformed: 7-6 in 5.0 (MQTT-3.8.3-5), 7-2 in
         // 3.1.1 (MQTT-3-8.3-4), where QoS 3 is malformed too. 5.0 §3.8.3.1

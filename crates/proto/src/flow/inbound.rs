@@ -159,10 +159,16 @@ impl Connection {
             Some(Outbound::AwaitPubRec(_)) if ack.reason_code.is_error() => {
                 self.complete(index, ack)
             }
-            Some(Outbound::AwaitPubRec(_)) | Some(Outbound::AwaitPubComp(_)) => {
+            Some(Outbound::AwaitPubRec(_)) => {
                 // MQTT-4.3.3-4 (5.0): answer PUBREC with PUBREL and discard
-                // the message; a repeated PUBREC gets the PUBREL again.
+                // the message.
                 self.session.replace(index, Outbound::AwaitPubComp(id));
+                self.events.push_back(Event::Received { packet_id: id });
+                self.transmit.push_back(Packet::PubRel(Ack::new(id)));
+                Ok(())
+            }
+            Some(Outbound::AwaitPubComp(_)) => {
+                // A repeated PUBREC gets the PUBREL again.
                 self.transmit.push_back(Packet::PubRel(Ack::new(id)));
                 Ok(())
             }
@@ -174,6 +180,7 @@ impl Connection {
         let id = ack.packet_id;
         if self.session.release_inbound_qos2(id) {
             // MQTT-4.3.3-11 (5.0): PUBCOMP with the same identifier.
+            self.events.push_back(Event::Released { packet_id: id });
             self.transmit.push_back(Packet::PubComp(Ack::new(id)));
             return Ok(());
         }

@@ -94,6 +94,21 @@ pub enum Event {
         /// The acknowledgement's reason code.
         reason_code: ReasonCode,
     },
+    /// An outgoing QoS 2 message reached the peer (its first PUBREC): only
+    /// PUBREL and PUBCOMP remain, and the PUBREL is queued. A durable store
+    /// records this before the PUBREL is written, so after a restart the
+    /// PUBREL is resent, never the message.
+    Received {
+        /// The message's packet identifier.
+        packet_id: PacketId,
+    },
+    /// An incoming QoS 2 message was released (PUBREL): its identifier is
+    /// free and PUBCOMP is queued. A durable store forgets the identifier
+    /// before the PUBCOMP is written.
+    Released {
+        /// The released packet identifier.
+        packet_id: PacketId,
+    },
     /// Server: a SUBSCRIBE to answer with SUBACK.
     Subscribe(Subscribe),
     /// Server: an UNSUBSCRIBE to answer with UNSUBACK.

@@ -193,6 +193,14 @@ impl Connection {
         Ok(packet)
     }
 
+    /// Drops every packet queued and not yet taken by
+    /// [`Connection::poll_transmit`]: acknowledgements that must not go
+    /// out after all (their message could not be stored). Messages in
+    /// flight stay in the session and are sent again on resume.
+    pub fn discard_unsent(&mut self) {
+        self.transmit.clear();
+    }
+
     /// Ends the connection with DISCONNECT (in v3 the reason code and
     /// properties are not sent).
     pub fn disconnect(&mut self, reason_code: ReasonCode, properties: Properties) {

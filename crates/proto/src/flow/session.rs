@@ -52,6 +52,21 @@ impl SessionState {
         SessionState::default()
     }
 
+    /// A session as a store kept it: outgoing messages in flight in the
+    /// order they were sent, and the QoS 2 identifiers received and not yet
+    /// released. Identifiers continue after the last one sent.
+    pub fn restore(outbound: Vec<Outbound>, inbound_qos2: impl IntoIterator<Item = u16>) -> Self {
+        let last_packet_id = outbound
+            .last()
+            .and_then(Outbound::packet_id)
+            .map_or(0, PacketId::get);
+        SessionState {
+            last_packet_id,
+            outbound: outbound.into(),
+            inbound_qos2: inbound_qos2.into_iter().collect(),
+        }
+    }
+
     /// Whether nothing is in flight in either direction.
     pub fn is_empty(&self) -> bool {
         self.outbound.is_empty() && self.inbound_qos2.is_empty()

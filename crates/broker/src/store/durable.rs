@@ -1,0 +1,810 @@
+//! The durable store: redb under the data directory, written by one thread.
+//!
+//! Connections submit ops into a queue (one short lock); the writer thread
+//! takes everything queued, applies it in one transaction and commits: with
+//! `sync`, an fsync per commit, so every op that waited in the queue during
+//! the previous fsync shares the next one (group commit). Then it publishes
+//! the last sequence number applied and wakes the connections waiting on it.
+//!
+//! Within one batch a queue entry that is created and completed (a message
+//! queued and acknowledged within one commit) is never written at all, and a
+//! message body is written only while some entry refers to it: the writer
+//! keeps the reference counts in memory (rebuilt at start-up).
+//!
+//! A failed commit (disk full, I/O error) writes nothing: redb transactions
+//! are atomic, so what was stored stays intact. The ops of that batch are
+//! reported as failed to the connections waiting on them, the store is
+//! marked unhealthy (the broker then refuses what needs storing), and it is
+//! healthy again after the next commit that succeeds — retried every second
+//! while nothing else is written.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
+
+use super::records::{
+    decode_message, decode_subscription, encode_message, encode_subscription, EntryRecord,
+    SessionRecord, INBOUND_QOS2, MESSAGES, QUEUE, RETAINED, SESSIONS, SUBSCRIPTIONS,
+};
+use super::{
+    EntryState, NotStored, Op, Pending, Recovered, RecoveredEntry, RecoveredSession, Seq, Store,
+    Stored,
+};
+
+/// When a commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every commit is fsynced before anything waiting on it is
+    /// acknowledged.
+    Sync,
+    /// Commits are fsynced at most every `interval`; a crash can lose what
+    /// was acknowledged in that window.
+    Batch {
+        /// Longest time between fsyncs.
+        interval: Duration,
+    },
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The directory could not be created.
+    #[error("cannot create data directory {dir}: {source} (set data_dir or --data-dir to a writable directory)")]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// redb could not open or read the database.
+    #[error("cannot open the store {path}: {message}")]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// redb's description.
+        message: String,
+    },
+}
+
+/// The database file's name inside the data directory.
+const FILE: &str = "pigeon.redb";
+/// Failed ranges remembered for connections that have yet to look.
+const FAILED_RANGES: usize = 256;
+/// How often an unhealthy store tries to write again, and a `batch` store
+/// checks whether an fsync is due.
+const TICK: Duration = Duration::from_secs(1);
+
+/// redb under the data directory; see the module docs.
+#[derive(Debug)]
+pub struct DurableStore {
+    shared: Arc<Shared>,
+    mode: Mode,
+    path: PathBuf,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    recovered: Mutex<Option<Recovered>>,
+}
+
+/// What connections and the writer thread share.
+#[derive(Debug)]
+struct Shared {
+    queue: Mutex<Queue>,
+    work: Condvar,
+    /// Every op up to this one has been applied or has failed.
+    done: AtomicU64,
+    failed: Mutex<VecDeque<(Seq, Seq)>>,
+    healthy: AtomicBool,
+    waiters: Mutex<Vec<Waker>>,
+    next_id: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    ops: Vec<Op>,
+    last: Seq,
+    closing: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl DurableStore {
+    /// Opens (or creates) the store in `dir` and reads back what it holds;
+    /// sessions that expired while the broker was down are dropped.
+    pub fn open(dir: &Path, mode: Mode) -> Result<DurableStore, OpenError> {
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::Dir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(FILE);
+        let db_error = |e: &dyn std::fmt::Display| OpenError::Database {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let db = Database::create(&path).map_err(|e| db_error(&e))?;
+        let (found, refs, max_id) = recover(&db).map_err(|e| db_error(&e))?;
+        let shared = Arc::new(Shared {
+            queue: Mutex::default(),
+            work: Condvar::new(),
+            done: AtomicU64::new(0),
+            failed: Mutex::default(),
+            healthy: AtomicBool::new(true),
+            waiters: Mutex::default(),
+            next_id: AtomicU64::new(max_id + 1),
+        });
+        let mut writer = Writer {
+            db,
+            refs,
+            mode,
+            shared: shared.clone(),
+            last_fsync: Instant::now(),
+            unsynced: false,
+        };
+        writer.clean_up(&found).map_err(|e| db_error(&e))?;
+        let thread = std::thread::Builder::new()
+            .name("pigeon-store".into())
+            .spawn(move || writer.run())
+            .map_err(|e| db_error(&e))?;
+        Ok(DurableStore {
+            shared,
+            mode,
+            path,
+            writer: Mutex::new(Some(thread)),
+            recovered: Mutex::new(Some(found.kept)),
+        })
+    }
+}
+
+impl Store for DurableStore {
+    fn mode(&self) -> &'static str {
+        match self.mode {
+            Mode::Sync => "sync",
+            Mode::Batch { .. } => "batch",
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.mode {
+            Mode::Sync => format!(
+                "sync (acknowledged only once fsynced; group commit) in {}",
+                self.path.display()
+            ),
+            Mode::Batch { interval } => format!(
+                "batch (fsync every {} ms: a crash can lose what was acknowledged in that window) in {}",
+                interval.as_millis(),
+                self.path.display()
+            ),
+        }
+    }
+
+    fn is_persistent(&self) -> bool {
+        true
+    }
+
+    fn next_id(&self) -> u64 {
+        self.shared.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn submit(&self, op: Op) -> Seq {
+        let mut queue = lock(&self.shared.queue);
+        queue.ops.push(op);
+        queue.last += 1;
+        let seq = queue.last;
+        let first = queue.ops.len() == 1;
+        drop(queue);
+        if first {
+            self.shared.work.notify_one();
+        }
+        seq
+    }
+
+    fn outcome(&self, pending: Pending) -> Option<Result<(), NotStored>> {
+        self.shared.outcome(pending)
+    }
+
+    fn poll_durable(&self, pending: Pending, cx: &mut Context<'_>) -> Poll<Result<(), NotStored>> {
+        if let Some(result) = self.shared.outcome(pending) {
+            return Poll::Ready(result);
+        }
+        lock(&self.shared.waiters).push(cx.waker().clone());
+        // The writer may have finished in between.
+        match self.shared.outcome(pending) {
+            Some(result) => Poll::Ready(result),
+            None => Poll::Pending,
+        }
+    }
+
+    fn is_healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Acquire)
+    }
+
+    fn take_recovered(&self) -> Recovered {
+        lock(&self.recovered).take().unwrap_or_default()
+    }
+
+    fn close(&self) {
+        lock(&self.shared.queue).closing = true;
+        self.shared.work.notify_one();
+        if let Some(thread) = lock(&self.writer).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for DurableStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Shared {
+    /// The outcome of `pending` if the writer has got that far.
+    fn outcome(&self, pending: Pending) -> Option<Result<(), NotStored>> {
+        if self.done.load(Ordering::Acquire) < pending.last {
+            return None;
+        }
+        let failed = lock(&self.failed)
+            .iter()
+            .any(|&(lo, hi)| lo <= pending.last && pending.first <= hi);
+        Some(if failed { Err(NotStored) } else { Ok(()) })
+    }
+
+    fn finish(&self, last: Seq, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                if !self.healthy.swap(true, Ordering::AcqRel) {
+                    tracing::warn!("store: writing again; messages are acknowledged again");
+                }
+            }
+            Err(e) => {
+                let first = {
+                    let mut failed = lock(&self.failed);
+                    let first = self.done.load(Ordering::Acquire) + 1;
+                    if failed.len() == FAILED_RANGES {
+                        failed.pop_front();
+                    }
+                    failed.push_back((first, last));
+                    first
+                };
+                if self.healthy.swap(false, Ordering::AcqRel) {
+                    tracing::error!(
+                        ops = last + 1 - first,
+                        "store: write failed: {e}. Messages that need storing are refused \
+                         (not acknowledged) until writing works again; free disk space in the data directory"
+                    );
+                }
+            }
+        }
+        self.done.store(last, Ordering::Release);
+        let waiters = std::mem::take(&mut *lock(&self.waiters));
+        for waker in waiters {
+            waker.wake();
+        }
+    }
+}
+
+/// What recovery found: the sessions to keep and those that expired.
+struct Found {
+    kept: Recovered,
+    expired: Vec<String>,
+    orphans: Vec<u64>,
+}
+
+/// Reads everything back. Returns what was found, the reference count of
+/// each message body, and the highest id in use.
+fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error> {
+    let started = Instant::now();
+    ensure_tables(db)?;
+    let txn = db.begin_read()?;
+    let now = unix_now();
+    let mut sessions: Vec<RecoveredSession> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut expired = Vec::new();
+    for row in txn.open_table(SESSIONS)?.iter()? {
+        let (key, value) = row?;
+        let Some(record) = SessionRecord::decode(value.value()) else {
+            continue;
+        };
+        // Connected when the broker stopped: its expiry starts now.
+        let offline = record
+            .disconnected_at
+            .map_or(0, |at| now.saturating_sub(at));
+        if record.expiry.is_some_and(|e| offline >= u64::from(e)) {
+            expired.push(key.value().to_owned());
+            continue;
+        }
+        index.insert(key.value().to_owned(), sessions.len());
+        sessions.push(RecoveredSession {
+            client_id: key.value().into(),
+            expiry: record.expiry,
+            offline_for: Duration::from_secs(offline),
+            subscriptions: Vec::new(),
+            queue: Vec::new(),
+            inbound_qos2: Vec::new(),
+        });
+    }
+    for row in txn.open_table(SUBSCRIPTIONS)?.iter()? {
+        let (key, value) = row?;
+        let (client, filter) = key.value();
+        let (Some(&i), Some(sub)) = (index.get(client), decode_subscription(value.value())) else {
+            continue;
+        };
+        let filter = pigeon_proto::string::MqttStr::try_from(filter)
+            .ok()
+            .and_then(|f| pigeon_proto::topic::TopicFilter::new(f).ok());
+        if let Some(filter) = filter {
+            sessions[i].subscriptions.push((filter, sub));
+        }
+    }
+    let mut bodies: HashMap<u64, Arc<pigeon_proto::codec::Publish>> = HashMap::new();
+    let mut max_id = 0;
+    for row in txn.open_table(MESSAGES)?.iter()? {
+        let (key, value) = row?;
+        max_id = max_id.max(key.value());
+        if let Some(message) = decode_message(value.value()) {
+            bodies.insert(key.value(), message);
+        }
+    }
+    let mut refs: HashMap<u64, u32> = HashMap::new();
+    for row in txn.open_table(QUEUE)?.iter()? {
+        let (key, value) = row?;
+        let (client, entry) = key.value();
+        max_id = max_id.max(entry);
+        let Some(record) = EntryRecord::decode(value.value()) else {
+            continue;
+        };
+        let (Some(&i), Some(message)) = (index.get(client), bodies.get(&record.message)) else {
+            continue;
+        };
+        *refs.entry(record.message).or_default() += 1;
+        sessions[i].queue.push(RecoveredEntry {
+            stored: Stored {
+                message: record.message,
+                entry,
+            },
+            message: message.clone(),
+            qos: record.qos,
+            retain: record.retain,
+            identifiers: record.identifiers,
+            state: record.state,
+        });
+    }
+    for row in txn.open_table(INBOUND_QOS2)?.iter()? {
+        let (key, _) = row?;
+        let (client, id) = key.value();
+        if let (Some(&i), Some(id)) = (index.get(client), pigeon_proto::PacketId::new(id)) {
+            sessions[i].inbound_qos2.push(id);
+        }
+    }
+    let mut retained = Vec::new();
+    for row in txn.open_table(RETAINED)?.iter()? {
+        let (_, value) = row?;
+        if let Some(message) = decode_message(value.value()) {
+            retained.push(message);
+        }
+    }
+    let queued: usize = sessions.iter().map(|s| s.queue.len()).sum();
+    tracing::info!(
+        sessions = sessions.len(),
+        queued,
+        retained = retained.len(),
+        expired = expired.len(),
+        "store: recovered in {:.1?}",
+        started.elapsed()
+    );
+    // Bodies no entry refers to (their sessions are gone) are dropped.
+    let orphans = bodies
+        .keys()
+        .filter(|id| !refs.contains_key(id))
+        .copied()
+        .collect();
+    let kept = Recovered { sessions, retained };
+    Ok((
+        Found {
+            kept,
+            expired,
+            orphans,
+        },
+        refs,
+        max_id,
+    ))
+}
+
+fn ensure_tables(db: &Database) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    txn.open_table(SESSIONS)?;
+    txn.open_table(SUBSCRIPTIONS)?;
+    txn.open_table(MESSAGES)?;
+    txn.open_table(QUEUE)?;
+    txn.open_table(INBOUND_QOS2)?;
+    txn.open_table(RETAINED)?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// The writer thread's state.
+struct Writer {
+    db: Database,
+    /// References from queue entries to each message body on disk.
+    refs: HashMap<u64, u32>,
+    mode: Mode,
+    shared: Arc<Shared>,
+    last_fsync: Instant,
+    /// A `batch` commit has not been fsynced yet.
+    unsynced: bool,
+}
+
+impl Writer {
+    fn run(mut self) {
+        loop {
+            let (ops, last, closing) = self.next_batch();
+            if ops.is_empty() {
+                if closing {
+                    let _ = self.commit_empty(Durability::Immediate);
+                    return;
+                }
+                self.idle();
+                continue;
+            }
+            let durability = self.durability();
+            let result = self.apply(ops, durability).map_err(|e| e.to_string());
+            let fsynced = matches!(durability, Durability::Immediate);
+            if result.is_ok() && fsynced {
+                self.last_fsync = Instant::now();
+                self.unsynced = false;
+            } else if result.is_ok() {
+                self.unsynced = true;
+            }
+            self.shared.finish(last, result);
+        }
+    }
+
+    /// Waits for ops (or a tick), and takes all of them.
+    fn next_batch(&self) -> (Vec<Op>, Seq, bool) {
+        let mut queue = lock(&self.shared.queue);
+        if queue.ops.is_empty() && !queue.closing {
+            queue = self
+                .shared
+                .work
+                .wait_timeout(queue, TICK)
+                .map_or_else(|e| e.into_inner().0, |(q, _)| q);
+        }
+        (std::mem::take(&mut queue.ops), queue.last, queue.closing)
+    }
+
+    fn durability(&self) -> Durability {
+        match self.mode {
+            Mode::Sync => Durability::Immediate,
+            Mode::Batch { interval } if self.last_fsync.elapsed() >= interval => {
+                Durability::Immediate
+            }
+            Mode::Batch { .. } => Durability::None,
+        }
+    }
+
+    /// Nothing to write: fsync a `batch` store that is due, and see whether
+    /// an unhealthy store can write again.
+    fn idle(&mut self) {
+        let due = self.unsynced && matches!(self.durability(), Durability::Immediate);
+        let unhealthy = !self.shared.healthy.load(Ordering::Acquire);
+        if due || unhealthy {
+            let result = self.commit_empty(Durability::Immediate);
+            if result.is_ok() {
+                self.last_fsync = Instant::now();
+                self.unsynced = false;
+                if unhealthy {
+                    let done = self.shared.done.load(Ordering::Acquire);
+                    self.shared.finish(done, Ok(()));
+                }
+            }
+        }
+    }
+
+    fn commit_empty(&self, durability: Durability) -> Result<(), redb::Error> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(durability)?;
+        // A write, so a full disk shows: the probe rewrites a marker.
+        txn.open_table(SESSIONS)?.remove("")?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Drops the sessions that expired while the broker was down and the
+    /// message bodies nothing refers to.
+    fn clean_up(&mut self, found: &Found) -> Result<(), redb::Error> {
+        if found.expired.is_empty() && found.orphans.is_empty() {
+            return Ok(());
+        }
+        let ops = found
+            .expired
+            .iter()
+            .map(|c| Op::DeleteSession {
+                client_id: c.as_str().into(),
+            })
+            .collect();
+        self.apply(ops, Durability::Immediate)?;
+        let txn = self.db.begin_write()?;
+        {
+            let mut messages = txn.open_table(MESSAGES)?;
+            for id in &found.orphans {
+                messages.remove(id)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Applies `ops` in one transaction. Reference counts change only if
+    /// it commits.
+    fn apply(&mut self, ops: Vec<Op>, durability: Durability) -> Result<(), redb::Error> {
+        // Entries created and completed within this batch are not written.
+        let done_here: HashSet<u64> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Done { stored, .. } => Some(stored.entry),
+                _ => None,
+            })
+            .collect();
+        let mut skipped: HashSet<u64> = HashSet::new();
+        let mut refs = RefChanges::default();
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(durability)?;
+        for op in ops {
+            match op {
+                Op::Enqueue { stored, .. } if done_here.contains(&stored.entry) => {
+                    skipped.insert(stored.entry);
+                }
+                Op::Done { stored, .. } if skipped.contains(&stored.entry) => {}
+                op => self.apply_one(&txn, op, &mut refs)?,
+            }
+        }
+        self.collect_garbage(&txn, &refs)?;
+        txn.commit()?;
+        refs.apply_to(&mut self.refs);
+        Ok(())
+    }
+
+    fn apply_one(
+        &self,
+        txn: &WriteTransaction,
+        op: Op,
+        refs: &mut RefChanges,
+    ) -> Result<(), redb::Error> {
+        match op {
+            Op::Session {
+                client_id,
+                expiry,
+                disconnected_at,
+            } => {
+                let record = SessionRecord {
+                    expiry,
+                    disconnected_at,
+                };
+                txn.open_table(SESSIONS)?
+                    .insert(&*client_id, &record.encode()[..])?;
+            }
+            Op::DeleteSession { client_id } => self.delete_session(txn, &client_id, refs)?,
+            Op::Subscribe {
+                client_id,
+                filter,
+                subscription,
+            } => {
+                txn.open_table(SUBSCRIPTIONS)?.insert(
+                    (&*client_id, filter.as_str()),
+                    &encode_subscription(&subscription)[..],
+                )?;
+            }
+            Op::Unsubscribe { client_id, filter } => {
+                txn.open_table(SUBSCRIPTIONS)?
+                    .remove((&*client_id, filter.as_str()))?;
+            }
+            Op::Enqueue {
+                client_id,
+                stored,
+                message,
+                qos,
+                retain,
+                identifiers,
+            } => {
+                if refs.add(&self.refs, stored.message) {
+                    if let Some(body) = encode_message(&message) {
+                        txn.open_table(MESSAGES)?
+                            .insert(stored.message, &body[..])?;
+                    }
+                }
+                let record = EntryRecord {
+                    message: stored.message,
+                    qos,
+                    retain,
+                    state: EntryState::Queued,
+                    identifiers,
+                };
+                txn.open_table(QUEUE)?
+                    .insert((&*client_id, stored.entry), &record.encode()[..])?;
+            }
+            Op::Sent {
+                client_id,
+                stored,
+                packet_id,
+            } => update_entry(txn, &client_id, stored.entry, EntryState::Sent(packet_id))?,
+            Op::Received { client_id, stored } => {
+                let mut queue = txn.open_table(QUEUE)?;
+                let record = queue
+                    .get((&*client_id, stored.entry))?
+                    .and_then(|v| EntryRecord::decode(v.value()));
+                if let Some(mut record) = record {
+                    if let EntryState::Sent(id) = record.state {
+                        record.state = EntryState::Received(id);
+                        queue.insert((&*client_id, stored.entry), &record.encode()[..])?;
+                    }
+                }
+            }
+            Op::Done { client_id, stored } => {
+                let removed = txn
+                    .open_table(QUEUE)?
+                    .remove((&*client_id, stored.entry))?
+                    .is_some();
+                if removed {
+                    refs.remove(stored.message);
+                }
+            }
+            Op::InboundQos2 {
+                client_id,
+                packet_id,
+            } => {
+                txn.open_table(INBOUND_QOS2)?
+                    .insert((&*client_id, packet_id.get()), ())?;
+            }
+            Op::InboundQos2Done {
+                client_id,
+                packet_id,
+            } => {
+                txn.open_table(INBOUND_QOS2)?
+                    .remove((&*client_id, packet_id.get()))?;
+            }
+            Op::Retain { message } => {
+                if let Some(body) = encode_message(&message) {
+                    txn.open_table(RETAINED)?
+                        .insert(message.topic.as_str(), &body[..])?;
+                }
+            }
+            Op::Unretain { topic } => {
+                txn.open_table(RETAINED)?.remove(topic.as_str())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_session(
+        &self,
+        txn: &WriteTransaction,
+        client: &str,
+        refs: &mut RefChanges,
+    ) -> Result<(), redb::Error> {
+        txn.open_table(SESSIONS)?.remove(client)?;
+        let mut subs = txn.open_table(SUBSCRIPTIONS)?;
+        let filters: Vec<String> = subs
+            .range((client, "")..)?
+            .map_while(|row| {
+                let (key, _) = row.ok()?;
+                let (c, filter) = key.value();
+                (c == client).then(|| filter.to_owned())
+            })
+            .collect();
+        for filter in filters {
+            subs.remove((client, filter.as_str()))?;
+        }
+        let mut queue = txn.open_table(QUEUE)?;
+        let entries: Vec<(u64, u64)> = queue
+            .range((client, 0)..=(client, u64::MAX))?
+            .filter_map(|row| {
+                let (key, value) = row.ok()?;
+                let record = EntryRecord::decode(value.value())?;
+                Some((key.value().1, record.message))
+            })
+            .collect();
+        for (entry, message) in entries {
+            queue.remove((client, entry))?;
+            refs.remove(message);
+        }
+        let mut inbound = txn.open_table(INBOUND_QOS2)?;
+        let ids: Vec<u16> = inbound
+            .range((client, 0)..=(client, u16::MAX))?
+            .filter_map(|row| Some(row.ok()?.0.value().1))
+            .collect();
+        for id in ids {
+            inbound.remove((client, id))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the bodies no entry refers to any more.
+    fn collect_garbage(
+        &self,
+        txn: &WriteTransaction,
+        refs: &RefChanges,
+    ) -> Result<(), redb::Error> {
+        let unreferenced = refs.unreferenced(&self.refs);
+        if !unreferenced.is_empty() {
+            let mut messages = txn.open_table(MESSAGES)?;
+            for id in unreferenced {
+                messages.remove(id)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn update_entry(
+    txn: &WriteTransaction,
+    client: &str,
+    entry: u64,
+    state: EntryState,
+) -> Result<(), redb::Error> {
+    let mut queue = txn.open_table(QUEUE)?;
+    let record = queue
+        .get((client, entry))?
+        .and_then(|v| EntryRecord::decode(v.value()));
+    if let Some(mut record) = record {
+        record.state = state;
+        queue.insert((client, entry), &record.encode()[..])?;
+    }
+    Ok(())
+}
+
+/// Reference-count changes of one batch, applied to the writer's counts
+/// only if the batch commits.
+#[derive(Default)]
+struct RefChanges {
+    delta: HashMap<u64, i64>,
+}
+
+impl RefChanges {
+    /// Counts a new reference; returns whether the body is not on disk yet.
+    fn add(&mut self, base: &HashMap<u64, u32>, message: u64) -> bool {
+        let before = self.count(base, message);
+        *self.delta.entry(message).or_default() += 1;
+        before == 0
+    }
+
+    fn remove(&mut self, message: u64) {
+        *self.delta.entry(message).or_default() -= 1;
+    }
+
+    fn count(&self, base: &HashMap<u64, u32>, message: u64) -> i64 {
+        i64::from(base.get(&message).copied().unwrap_or(0))
+            + self.delta.get(&message).copied().unwrap_or(0)
+    }
+
+    /// Bodies whose count this batch brought to zero.
+    fn unreferenced(&self, base: &HashMap<u64, u32>) -> Vec<u64> {
+        self.delta
+            .keys()
+            .copied()
+            .filter(|&m| self.count(base, m) <= 0)
+            .collect()
+    }
+
+    fn apply_to(self, base: &mut HashMap<u64, u32>) {
+        for (message, delta) in self.delta {
+            let n = i64::from(base.get(&message).copied().unwrap_or(0)) + delta;
+            if n > 0 {
+                base.insert(message, u32::try_from(n).unwrap_or(u32::MAX));
+            } else {
+                base.remove(&message);
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The tables and how each record is laid out in them. Messages are kept as
+//! MQTT 5.0 PUBLISH packets (our own codec, so every property survives),
+//! behind two bytes for QoS and RETAIN; the other records are a few fixed
+//! fields in big-endian order.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use pigeon_proto::codec::{Publish, SubscriptionOptions};
+use pigeon_proto::{decode, Packet, PacketId, Protocol, QoS};
+use redb::TableDefinition;
+
+use super::EntryState;
+use crate::router::Subscription;
+
+/// Client id → [`SessionRecord`].
+pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// (client id, filter) → subscription options and identifier.
+pub const SUBSCRIPTIONS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("subscriptions");
+/// Message id → the message, stored once for all the sessions it is queued for.
+pub const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
+/// (client id, entry id) → [`EntryRecord`]; entry ids grow, so a session's
+/// entries come back in the order they were queued.
+pub const QUEUE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("queue");
+/// (client id, packet id) of QoS 2 messages received and not yet released.
+pub const INBOUND_QOS2: TableDefinition<(&str, u16), ()> = TableDefinition::new("inbound_qos2");
+/// Topic → retained message.
+pub const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
+
+/// A session's lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Seconds it outlives its connection; `None` is forever.
+    pub expiry: Option<u32>,
+    /// Unix time its connection ended; `None` while connected.
+    pub disconnected_at: Option<u64>,
+}
+
+impl SessionRecord {
+    pub fn encode(&self) -> [u8; 13] {
+        let mut out = [0u8; 13];
+        out[0] = u8::from(self.expiry.is_some());
+        out[1..5].copy_from_slice(&self.expiry.unwrap_or(0).to_be_bytes());
+        out[5..13].copy_from_slice(&self.disconnected_at.unwrap_or(0).to_be_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<SessionRecord> {
+        let expiry = u32::from_be_bytes(bytes.get(1..5)?.try_into().ok()?);
+        let at = u64::from_be_bytes(bytes.get(5..13)?.try_into().ok()?);
+        Some(SessionRecord {
+            expiry: (bytes[0] != 0).then_some(expiry),
+            disconnected_at: (at != 0).then_some(at),
+        })
+    }
+}
+
+pub fn encode_subscription(sub: &Subscription) -> [u8; 6] {
+    let mut out = [0u8; 6];
+    out[0] = sub.options.to_byte();
+    out[1] = u8::from(sub.identifier.is_some());
+    out[2..6].copy_from_slice(&sub.identifier.unwrap_or(0).to_be_bytes());
+    out
+}
+
+pub fn decode_subscription(bytes: &[u8]) -> Option<Subscription> {
+    let options = SubscriptionOptions::from_byte(*bytes.first()?)?;
+    let id = u32::from_be_bytes(bytes.get(2..6)?.try_into().ok()?);
+    Some(Subscription {
+        options,
+        identifier: (bytes[1] != 0).then_some(id),
+    })
+}
+
+/// A queued message of one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRecord {
+    pub message: u64,
+    pub qos: QoS,
+    pub retain: bool,
+    pub state: EntryState,
+    pub identifiers: Vec<u32>,
+}
+
+impl EntryRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let (state, packet_id) = match self.state {
+            EntryState::Queued => (0, 0),
+            EntryState::Sent(id) => (1, id.get()),
+            EntryState::Received(id) => (2, id.get()),
+        };
+        let mut out = Vec::with_capacity(13 + 4 * self.identifiers.len());
+        out.extend_from_slice(&self.message.to_be_bytes());
+        out.extend_from_slice(&[self.qos as u8, u8::from(self.retain), state]);
+        out.extend_from_slice(&packet_id.to_be_bytes());
+        for id in &self.identifiers {
+            out.extend_from_slice(&id.to_be_bytes());
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<EntryRecord> {
+        let message = u64::from_be_bytes(bytes.get(0..8)?.try_into().ok()?);
+        let qos = QoS::from_u8(*bytes.get(8)?)?;
+        let packet_id = u16::from_be_bytes(bytes.get(11..13)?.try_into().ok()?);
+        let state = match (bytes[10], PacketId::new(packet_id)) {
+            (0, _) => EntryState::Queued,
+            (1, Some(id)) => EntryState::Sent(id),
+            (2, Some(id)) => EntryState::Received(id),
+            _ => return None,
+        };
+        let identifiers = bytes[13..]
+            .chunks_exact(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Some(EntryRecord {
+            message,
+            qos,
+            retain: bytes[9] != 0,
+            state,
+            identifiers,
+        })
+    }
+}
+
+/// A message as stored: QoS, RETAIN, then the PUBLISH packet (QoS 0, so it
+/// carries no packet identifier).
+pub fn encode_message(message: &Publish) -> Option<Vec<u8>> {
+    let mut plain = message.clone();
+    plain.qos = QoS::AtMostOnce;
+    plain.packet_id = None;
+    plain.dup = false;
+    plain.retain = false;
+    let mut buf =
+        BytesMut::with_capacity(16 + message.topic.as_str().len() + message.payload.len());
+    buf.extend_from_slice(&[message.qos as u8, u8::from(message.retain)]);
+    Packet::Publish(plain).encode(Protocol::V5, &mut buf).ok()?;
+    Some(buf.to_vec())
+}
+
+pub fn decode_message(bytes: &[u8]) -> Option<Arc<Publish>> {
+    let qos = QoS::from_u8(*bytes.first()?)?;
+    let retain = *bytes.get(1)? != 0;
+    let mut buf = BytesMut::from(&bytes[2..]);
+    match decode(&mut buf, Protocol::V5, u32::MAX) {
+        Ok(Some(Packet::Publish(mut publish))) => {
+            publish.qos = qos;
+            publish.retain = retain;
+            Some(Arc::new(publish))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pigeon_proto::codec::RetainHandling;
+    use pigeon_proto::topic::TopicName;
+
+    use super::*;
+
+    #[test]
+    fn records_read_back_as_written() {
+        let session = SessionRecord {
+            expiry: Some(3600),
+            disconnected_at: Some(1_700_000_000),
+        };
+        assert_eq!(SessionRecord::decode(&session.encode()), Some(session));
+        let forever = SessionRecord {
+            expiry: None,
+            disconnected_at: None,
+        };
+        assert_eq!(SessionRecord::decode(&forever.encode()), Some(forever));
+
+        let sub = Subscription {
+            options: SubscriptionOptions {
+                qos: QoS::ExactlyOnce,
+                no_local: true,
+                retain_as_published: true,
+                retain_handling: RetainHandling::DoNotSend,
+            },
+            identifier: Some(268_435_455),
+        };
+        assert_eq!(decode_subscription(&encode_subscription(&sub)), Some(sub));
+
+        let entry = EntryRecord {
+            message: 42,
+            qos: QoS::ExactlyOnce,
+            retain: true,
+            state: EntryState::Received(PacketId::new(65_535).unwrap()),
+            identifiers: vec![1, 7],
+        };
+        assert_eq!(EntryRecord::decode(&entry.encode()), Some(entry));
+    }
+
+    #[test]
+    fn a_message_keeps_topic_payload_flags_and_properties() {
+        let mut message = Publish::new(TopicName::try_from("a/b").unwrap(), &b"hello"[..]);
+        message.qos = QoS::ExactlyOnce;
+        message.retain = true;
+        message.properties.content_type = Some("text/plain".try_into().unwrap());
+        message.properties.user_properties =
+            vec![("k".try_into().unwrap(), "v".try_into().unwrap())];
+        let back = decode_message(&encode_message(&message).unwrap()).unwrap();
+        assert_eq!(*back, message);
+    }
+}
