@@ -108,12 +108,12 @@ def log(line):
 class Broker:
     """`pigeon broker` as our child process, on one port and one data dir."""
 
-    def __init__(self, binary, extra_args, workdir):
+    def __init__(self, binary, extra_args, workdir, data_dir=None):
         if not os.path.exists(binary):
             raise RuntimeError(f"{binary} not found: build it (cargo build --release) "
                                "or set PIGEON_BIN")
         self.port = free_port()
-        self.data_dir = os.path.join(workdir, "data")
+        self.data_dir = data_dir or os.path.join(workdir, "data")
         self.log_path = os.path.join(workdir, "broker.log")
         self.command = [binary, "broker", "-p", str(self.port), "--data-dir", self.data_dir,
                         *extra_args]

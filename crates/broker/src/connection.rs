@@ -518,7 +518,26 @@ impl Conn {
             ReasonCode::NOT_AUTHORIZED
         } else {
             publish.dup = false;
+            // A QoS 2 message and the record of its identifier are stored
+            // together: apart, a crash between them would make the resent
+            // PUBLISH a second copy, or a lost one.
+            let store = self.shared.clone();
+            let group = (qos == QoS::ExactlyOnce).then(|| store.store().begin_group());
+            if let Some(id) = packet_id.filter(|_| qos == QoS::ExactlyOnce) {
+                // MQTT-4.3.3-10 (5.0): a resent PUBLISH with this identifier
+                // is a duplicate until PUBREL, across restarts too.
+                self.record(
+                    |client_id| Op::InboundQos2 {
+                        client_id,
+                        packet_id: id,
+                    },
+                    true,
+                );
+            }
             let routed = self.shared.publish(Arc::new(publish), Some(session.id));
+            if let Some(group) = group {
+                store.store().end_group(group);
+            }
             self.note(routed.seq);
             match (routed.queued, routed.refused) {
                 _ if routed.unstored => self.refuse_unstored(),
@@ -530,11 +549,11 @@ impl Conn {
             }
         };
         let Some(id) = packet_id else { return };
-        if qos == QoS::ExactlyOnce && !code.is_error() {
-            // MQTT-4.3.3-10 (5.0): a resent PUBLISH with this identifier
-            // is a duplicate until PUBREL, across restarts too.
+        if qos == QoS::ExactlyOnce && code.is_error() {
+            // A refused QoS 2 message ends its exchange at PUBREC (§4.3.3):
+            // its identifier is free again, on disk too.
             self.record(
-                |client_id| Op::InboundQos2 {
+                |client_id| Op::InboundQos2Done {
                     client_id,
                     packet_id: id,
                 },

@@ -1,6 +1,7 @@
 //! The `pigeon` command. `pigeon broker` runs the broker; the client tools
 //! (`pub`, `sub`, `rr`, `bench`, `passwd`) are not written yet and say so.
 
+use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -122,6 +123,8 @@ fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(serve(config))

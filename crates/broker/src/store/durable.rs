@@ -18,7 +18,7 @@
 //! healthy again after the next commit that succeeds — retried every second
 //! while nothing else is written.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -72,6 +72,11 @@ pub enum OpenError {
     },
 }
 
+/// Room a recovering store must find before it accepts writes again.
+const PROBE_BYTES: usize = 256 * 1024;
+/// Where the probe writes.
+const PROBE: redb::TableDefinition<(), &[u8]> = redb::TableDefinition::new("probe");
+
 /// The database file's name inside the data directory.
 const FILE: &str = "pigeon.redb";
 /// Failed ranges remembered for connections that have yet to look.
@@ -108,6 +113,27 @@ struct Queue {
     ops: Vec<Op>,
     last: Seq,
     closing: bool,
+    /// Groups being submitted, by the sequence number they start at.
+    open_groups: BTreeMap<Seq, usize>,
+}
+
+impl Queue {
+    /// Sequence number of `ops[0]`.
+    fn first(&self) -> Seq {
+        self.last + 1 - self.ops.len() as Seq
+    }
+
+    /// How many queued ops the next batch may take: those before the first
+    /// group still being submitted, so a group is never split.
+    fn ready(&self) -> usize {
+        match self.open_groups.keys().next() {
+            Some(&start) if !self.closing => {
+                let before = start.saturating_sub(self.first());
+                usize::try_from(before).map_or(self.ops.len(), |n| n.min(self.ops.len()))
+            }
+            _ => self.ops.len(),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -145,7 +171,8 @@ impl DurableStore {
             next_id: AtomicU64::new(max_id + 1),
         });
         let mut writer = Writer {
-            db,
+            db: Some(db),
+            path: path.clone(),
             refs,
             mode,
             shared: shared.clone(),
@@ -212,6 +239,28 @@ impl Store for DurableStore {
 
     fn outcome(&self, pending: Pending) -> Option<Result<(), NotStored>> {
         self.shared.outcome(pending)
+    }
+
+    fn begin_group(&self) -> Seq {
+        let mut queue = lock(&self.shared.queue);
+        let start = queue.last + 1;
+        *queue.open_groups.entry(start).or_default() += 1;
+        start
+    }
+
+    fn end_group(&self, group: Seq) {
+        let mut queue = lock(&self.shared.queue);
+        if let Some(count) = queue.open_groups.get_mut(&group) {
+            *count -= 1;
+            if *count == 0 {
+                queue.open_groups.remove(&group);
+            }
+        }
+        let ready = queue.ready() > 0;
+        drop(queue);
+        if ready {
+            self.shared.work.notify_one();
+        }
     }
 
     fn poll_durable(&self, pending: Pending, cx: &mut Context<'_>) -> Poll<Result<(), NotStored>> {
@@ -436,7 +485,11 @@ fn ensure_tables(db: &Database) -> Result<(), redb::Error> {
 
 /// The writer thread's state.
 struct Writer {
-    db: Database,
+    /// `None` after a failed write: redb refuses every operation after an
+    /// I/O error until the database is opened again, which also rolls the
+    /// file back to its last durable commit.
+    db: Option<Database>,
+    path: PathBuf,
     /// References from queue entries to each message body on disk.
     refs: HashMap<u64, u32>,
     mode: Mode,
@@ -460,6 +513,9 @@ impl Writer {
             }
             let durability = self.durability();
             let result = self.apply(ops, durability).map_err(|e| e.to_string());
+            if result.is_err() {
+                self.db = None;
+            }
             let fsynced = matches!(durability, Durability::Immediate);
             if result.is_ok() && fsynced {
                 self.last_fsync = Instant::now();
@@ -474,14 +530,21 @@ impl Writer {
     /// Waits for ops (or a tick), and takes all of them.
     fn next_batch(&self) -> (Vec<Op>, Seq, bool) {
         let mut queue = lock(&self.shared.queue);
-        if queue.ops.is_empty() && !queue.closing {
+        if queue.ready() == 0 && !queue.closing {
             queue = self
                 .shared
                 .work
                 .wait_timeout(queue, TICK)
                 .map_or_else(|e| e.into_inner().0, |(q, _)| q);
         }
-        (std::mem::take(&mut queue.ops), queue.last, queue.closing)
+        let n = queue.ready();
+        let first = queue.first();
+        let ops = match n == queue.ops.len() {
+            true => std::mem::take(&mut queue.ops),
+            false => queue.ops.drain(..n).collect(),
+        };
+        let closing = queue.closing && queue.ops.is_empty();
+        (ops, first + n as Seq - 1, closing)
     }
 
     fn durability(&self) -> Durability {
@@ -500,7 +563,10 @@ impl Writer {
         let due = self.unsynced && matches!(self.durability(), Durability::Immediate);
         let unhealthy = !self.shared.healthy.load(Ordering::Acquire);
         if due || unhealthy {
-            let result = self.commit_empty(Durability::Immediate);
+            let result = match unhealthy {
+                true => self.probe(),
+                false => self.commit_empty(Durability::Immediate),
+            };
             if result.is_ok() {
                 self.last_fsync = Instant::now();
                 self.unsynced = false;
@@ -512,11 +578,50 @@ impl Writer {
         }
     }
 
-    fn commit_empty(&self, durability: Durability) -> Result<(), redb::Error> {
-        let mut txn = self.db.begin_write()?;
+    /// The database, opened again (and the reference counts read again)
+    /// after a failed write.
+    fn database(&mut self) -> Result<&Database, redb::Error> {
+        if self.db.is_none() {
+            let db = Database::create(&self.path)?;
+            self.refs = count_refs(&db)?;
+            self.db = Some(db);
+        }
+        self.db.as_ref().ok_or(redb::Error::DatabaseAlreadyOpen)
+    }
+
+    fn commit_empty(&mut self, durability: Durability) -> Result<(), redb::Error> {
+        let result = self.try_commit_empty(durability);
+        if result.is_err() {
+            self.db = None;
+        }
+        result
+    }
+
+    fn try_commit_empty(&mut self, durability: Durability) -> Result<(), redb::Error> {
+        let mut txn = self.database()?.begin_write()?;
         txn.set_durability(durability)?;
-        // A write, so a full disk shows: the probe rewrites a marker.
-        txn.open_table(SESSIONS)?.remove("")?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Whether the store can write again: commits [`PROBE_BYTES`] and then
+    /// removes them, so a disk with only a few pages free does not count
+    /// as recovered (and the store does not flap between the two).
+    fn probe(&mut self) -> Result<(), redb::Error> {
+        let result = self.try_probe();
+        if result.is_err() {
+            self.db = None;
+        }
+        result
+    }
+
+    fn try_probe(&mut self) -> Result<(), redb::Error> {
+        let db = self.database()?;
+        let txn = db.begin_write()?;
+        txn.open_table(PROBE)?.insert((), &[0u8; PROBE_BYTES][..])?;
+        txn.commit()?;
+        let txn = db.begin_write()?;
+        txn.open_table(PROBE)?.remove(())?;
         txn.commit()?;
         Ok(())
     }
@@ -535,7 +640,7 @@ impl Writer {
             })
             .collect();
         self.apply(ops, Durability::Immediate)?;
-        let txn = self.db.begin_write()?;
+        let txn = self.database()?.begin_write()?;
         {
             let mut messages = txn.open_table(MESSAGES)?;
             for id in &found.orphans {
@@ -559,7 +664,7 @@ impl Writer {
             .collect();
         let mut skipped: HashSet<u64> = HashSet::new();
         let mut refs = RefChanges::default();
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.database()?.begin_write()?;
         txn.set_durability(durability)?;
         for op in ops {
             match op {
@@ -745,6 +850,19 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// References from queue entries to each message body.
+fn count_refs(db: &Database) -> Result<HashMap<u64, u32>, redb::Error> {
+    let txn = db.begin_read()?;
+    let mut refs: HashMap<u64, u32> = HashMap::new();
+    for row in txn.open_table(QUEUE)?.iter()? {
+        let (_, value) = row?;
+        if let Some(record) = EntryRecord::decode(value.value()) {
+            *refs.entry(record.message).or_default() += 1;
+        }
+    }
+    Ok(refs)
 }
 
 fn update_entry(

@@ -244,6 +244,12 @@ pub trait Store: Debug + Send + Sync {
     fn next_id(&self) -> u64;
     /// Queues `op` to be applied after every op submitted before it.
     fn submit(&self, op: Op) -> Seq;
+    /// Starts a group of ops that must be applied together or not at all
+    /// (no commit takes some of them without the others); returns its
+    /// token for [`Store::end_group`].
+    fn begin_group(&self) -> Seq;
+    /// Ends the group `begin_group` returned.
+    fn end_group(&self, group: Seq);
     /// `Some` once every op in `pending` is durable (or one of them failed).
     fn outcome(&self, pending: Pending) -> Option<Result<(), NotStored>>;
     /// Ready when every op in `pending` is durable, or with `NotStored`
@@ -281,6 +287,10 @@ impl Store for MemoryStore {
     fn submit(&self, _op: Op) -> Seq {
         0
     }
+    fn begin_group(&self) -> Seq {
+        0
+    }
+    fn end_group(&self, _: Seq) {}
     fn outcome(&self, _: Pending) -> Option<Result<(), NotStored>> {
         Some(Ok(()))
     }
