@@ -10,7 +10,10 @@
 //! ```
 //! (address, scenario, QoS, seconds). The `latency` scenario sends a fixed
 //! 5,000 msg/s from 8 publishers to 1 subscriber, with a timestamp in each
-//! payload, and reports latency percentiles instead.
+//! payload, and reports latency percentiles instead. The `durable` scenario
+//! is 16 publishers to 1 subscriber with a persistent session (clean
+//! session off), so a broker with a durable store writes every QoS 1
+//! message to disk before acknowledging it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -54,7 +57,7 @@ struct Conn {
 }
 
 impl Conn {
-    async fn open(addr: SocketAddr, id: &str) -> Res<Conn> {
+    async fn open(addr: SocketAddr, id: &str, clean: bool) -> Res<Conn> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let mut c = Conn {
@@ -62,7 +65,8 @@ impl Conn {
             buf: BytesMut::with_capacity(64 * 1024),
             out: BytesMut::new(),
         };
-        let connect = Connect::new(V, id.try_into()?);
+        let mut connect = Connect::new(V, id.try_into()?);
+        connect.clean_start = clean;
         c.send(Packet::Connect(Box::new(connect))).await?;
         match c.recv().await? {
             Packet::ConnAck(a) if !a.reason_code.is_error() => Ok(c),
@@ -95,14 +99,14 @@ impl Conn {
 
 async fn subscriber(
     addr: SocketAddr,
-    id: String,
-    filter: String,
+    (id, filter): Client,
     qos: QoS,
     count: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     latencies: Arc<Latencies>,
+    clean: bool,
 ) -> Res<()> {
-    let mut c = Conn::open(addr, &id).await?;
+    let mut c = Conn::open(addr, &id, clean).await?;
     let options = SubscriptionOptions {
         qos,
         ..Default::default()
@@ -159,7 +163,7 @@ async fn publisher(
     stop: Arc<AtomicBool>,
     per_second: Option<u64>,
 ) -> Res<()> {
-    let mut c = Conn::open(addr, &id).await?;
+    let mut c = Conn::open(addr, &id, true).await?;
     let topic = TopicName::try_from(topic.as_str())?;
     let mut ticker =
         per_second.map(|r| tokio::time::interval(Duration::from_nanos(1_000_000_000 / r)));
@@ -213,7 +217,7 @@ async fn publisher(
 #[tokio::main]
 async fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: mqtt_load ADDR fanin|fanout|pairs|latency QOS SECONDS";
+    let usage = "usage: mqtt_load ADDR fanin|fanout|pairs|latency|durable QOS SECONDS";
     let addr: SocketAddr = args.get(1).ok_or(usage)?.parse()?;
     let scenario = args.get(2).ok_or(usage)?.clone();
     let qos = QoS::from_u8(args.get(3).ok_or(usage)?.parse()?).ok_or(usage)?;
@@ -237,6 +241,16 @@ async fn main() -> Res<()> {
                 .map(|i| (format!("p{i}"), format!("load/lat/{i}")))
                 .collect(),
         ),
+        "durable" => (
+            // Unique per run: the session outlives it in the broker.
+            vec![(
+                format!("durable-{}", std::process::id()),
+                "load/dur/+".into(),
+            )],
+            (0..16)
+                .map(|i| (format!("p{i}"), format!("load/dur/{i}")))
+                .collect(),
+        ),
         "pairs" => (
             (0..16)
                 .map(|i| (format!("s{i}"), format!("load/pair/{i}")))
@@ -257,15 +271,15 @@ async fn main() -> Res<()> {
     let per_second = (scenario == "latency").then_some(5_000 / 8);
     nanos();
     let mut tasks = Vec::new();
-    for (id, filter) in subs {
+    for client in subs {
         tasks.push(tokio::spawn(subscriber(
             addr,
-            id,
-            filter,
+            client,
             qos,
             count.clone(),
             stop.clone(),
             latencies.clone(),
+            scenario != "durable",
         )));
     }
     tokio::time::sleep(Duration::from_millis(300)).await; // subscriptions in place

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::router::{Router, SessionId, Subscription};
-use crate::session::{Delivery, Journal, Owner, QueueLimits, Refused, Session};
+use crate::session::{Body, Delivery, Journal, Owner, QueueLimits, Refused, Session};
 use crate::store::{EntryState, Op, Recovered, RecoveredEntry, Seq, Store};
 
 /// Counters behind `$SYS` (mosquitto's names).
@@ -36,6 +36,8 @@ pub struct Stats {
     pub clients_maximum: AtomicUsize,
     /// Messages dropped by queue limits.
     pub messages_dropped: AtomicU64,
+    /// Queued messages whose bodies left memory for the store.
+    pub messages_spilled: AtomicU64,
 }
 
 /// Where a published message went.
@@ -334,6 +336,19 @@ impl Shared {
         }
     }
 
+    /// Lets the bodies of messages queued for absent persistent sessions
+    /// go from memory once they are on disk (see [`Session::spill`]).
+    pub fn spill_offline(&self) {
+        if !self.store.is_persistent() {
+            return;
+        }
+        let sessions: Vec<Arc<Session>> = self.sessions().values().cloned().collect();
+        let spilled: usize = sessions.iter().map(|s| s.spill(&*self.store)).sum();
+        self.stats
+            .messages_spilled
+            .fetch_add(spilled as u64, Ordering::Relaxed);
+    }
+
     /// Removes disconnected sessions whose expiry has passed.
     pub fn expire_sessions(&self, now: Instant) {
         let expired: Vec<Arc<Session>> = self
@@ -387,7 +402,7 @@ impl Shared {
                 continue;
             };
             let delivery = Delivery {
-                message: message.clone(),
+                message: Body::Here(message.clone()),
                 qos: message.qos.min(target.qos),
                 // MQTT-3.3.1-9 (3.1.1), MQTT-3.3.1-12/-13 (5.0): RETAIN is
                 // cleared for established subscriptions unless Retain As
@@ -395,6 +410,7 @@ impl Shared {
                 retain: message.retain && target.retain_as_published,
                 identifiers: target.identifiers,
                 stored: None,
+                seq: 0,
             };
             match session.enqueue(delivery, limits, journal) {
                 Ok(seq) => {
@@ -524,10 +540,11 @@ impl Shared {
             });
             let delivery = Delivery {
                 qos: message.qos.min(options.qos),
-                message,
+                message: Body::Here(message),
                 retain: true,
                 identifiers: id.into_iter().collect(),
                 stored: None,
+                seq: 0,
             };
             if let Err(refused) = session.enqueue(delivery, limits, journal) {
                 self.count_drop(session, refused);
@@ -575,16 +592,21 @@ fn restore_entry(
     outbound: &mut Vec<Outbound>,
     entry: RecoveredEntry,
 ) {
-    match entry.state {
-        EntryState::Queued => inner.push_recovered(Delivery {
-            message: entry.message,
-            qos: entry.qos,
-            retain: entry.retain,
-            identifiers: entry.identifiers,
-            stored: Some(entry.stored),
-        }),
-        EntryState::Sent(packet_id) => {
-            let mut publish = Publish::clone(&entry.message);
+    match (entry.state, entry.message) {
+        (EntryState::Queued, _) | (EntryState::Sent(_), None) => {
+            inner.push_recovered(Delivery {
+                message: Body::OnDisk {
+                    payload_len: entry.payload_len,
+                },
+                qos: entry.qos,
+                retain: entry.retain,
+                identifiers: entry.identifiers,
+                stored: Some(entry.stored),
+                seq: 0,
+            });
+        }
+        (EntryState::Sent(packet_id), Some(message)) => {
+            let mut publish = Publish::clone(&message);
             publish.qos = entry.qos;
             publish.retain = entry.retain;
             publish.packet_id = Some(packet_id);
@@ -594,7 +616,7 @@ fn restore_entry(
             outbound.push(Outbound::AwaitPubRec(publish));
             inner.in_flight.insert(packet_id.get(), entry.stored);
         }
-        EntryState::Received(packet_id) => {
+        (EntryState::Received(packet_id), _) => {
             outbound.push(Outbound::AwaitPubComp(packet_id));
             inner.in_flight.insert(packet_id.get(), entry.stored);
         }

@@ -28,7 +28,7 @@ use tokio::sync::broadcast;
 use crate::auth::Credentials;
 use crate::broker::Shared;
 use crate::router::Subscription;
-use crate::session::Session;
+use crate::session::{Body, Delivery, Session};
 use crate::store::{Op, Pending, Seq, Stored};
 
 /// Bytes reserved for the first socket read; doubled while reads fill it.
@@ -682,7 +682,10 @@ impl Conn {
                 session.requeue_front(delivery);
                 return;
             }
-            let mut publish = Publish::clone(&delivery.message);
+            let Some(message) = self.body(&delivery) else {
+                continue;
+            };
+            let mut publish = Publish::clone(&message);
             publish.qos = delivery.qos;
             publish.retain = delivery.retain;
             if !delivery.identifiers.is_empty() {
@@ -706,6 +709,23 @@ impl Conn {
                 self.sent_stored(&session, stored, sent, delivery.qos);
             }
         }
+    }
+
+    /// The message of `delivery`, read back from the store if only the
+    /// store has it. One the store lost (it cannot be read) is dropped,
+    /// with its entry.
+    fn body(&mut self, delivery: &Delivery) -> Option<Arc<Publish>> {
+        let stored = match (&delivery.message, delivery.stored) {
+            (Body::Here(message), _) => return Some(message.clone()),
+            (Body::OnDisk { .. }, Some(stored)) => stored,
+            (Body::OnDisk { .. }, None) => return None,
+        };
+        let message = self.shared.store().load(stored.message);
+        if message.is_none() {
+            tracing::error!(client_id = ?self.client_id(), message = stored.message, "store: a queued message could not be read back; dropping it");
+            self.record(|client_id| Op::Done { client_id, stored }, false);
+        }
+        message
     }
 
     /// Records where a stored message went: in flight under `packet_id`

@@ -86,6 +86,15 @@ impl Broker {
         self.shared.session_count()
     }
 
+    /// Queued messages whose bodies have left memory for the store (they
+    /// were queued for persistent sessions that are away).
+    pub fn spilled_messages(&self) -> u64 {
+        self.shared
+            .stats
+            .messages_spilled
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Subscriptions held.
     pub fn subscription_count(&self) -> usize {
         self.shared.subscription_count()
@@ -146,7 +155,10 @@ async fn housekeeping(shared: Arc<Shared>, mut stop: broadcast::Receiver<()>) {
     let mut loads = sys::Loads::new();
     loop {
         tokio::select! {
-            _ = expiry.tick() => shared.expire_sessions(tokio::time::Instant::now().into_std()),
+            _ = expiry.tick() => {
+                shared.expire_sessions(tokio::time::Instant::now().into_std());
+                shared.spill_offline();
+            }
             _ = sys.tick(), if sys_every.is_some() => sys::publish_all(&shared, &mut loads),
             _ = stop.recv() => return,
         }

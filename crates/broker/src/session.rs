@@ -17,14 +17,37 @@ use pigeon_proto::topic::TopicFilter;
 use pigeon_proto::{QoS, ReasonCode};
 
 use crate::router::{SessionId, Subscription};
-use crate::store::{Op, Seq, Store, Stored};
+use crate::store::{Op, Pending, Seq, Store, Stored};
 
-/// One message on its way to one session. The message itself is shared by
-/// every session it goes to.
+/// A queued message's body: in memory (shared by every session it goes
+/// to), or only on disk — a persistent session that is away keeps its
+/// queue there — to be read back when its connection sends it.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// In memory.
+    Here(Arc<Publish>),
+    /// In the store, under `Stored::message`.
+    OnDisk {
+        /// Its payload's length, for the queue's byte limit.
+        payload_len: usize,
+    },
+}
+
+impl Body {
+    /// The payload's length.
+    pub fn payload_len(&self) -> usize {
+        match self {
+            Body::Here(m) => m.payload.len(),
+            Body::OnDisk { payload_len } => *payload_len,
+        }
+    }
+}
+
+/// One message on its way to one session.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     /// The message as published.
-    pub message: Arc<Publish>,
+    pub message: Body,
     /// QoS for this subscriber (the lower of message and subscription).
     pub qos: QoS,
     /// RETAIN flag to send.
@@ -33,6 +56,9 @@ pub struct Delivery {
     pub identifiers: Vec<u32>,
     /// Where it is on disk, for a persistent session's QoS 1/2 message.
     pub stored: Option<Stored>,
+    /// The store op that wrote it there: once that is durable, the body
+    /// may leave memory.
+    pub seq: Seq,
 }
 
 /// What [`Session::enqueue`] needs to record a message on disk for a
@@ -157,7 +183,12 @@ impl Session {
         if inner.owner.is_none() && delivery.qos == QoS::AtMostOnce && !limits.qos0_offline {
             return Err(Refused::Offline);
         }
-        let size = delivery.message.payload.len();
+        // Routing queues messages it holds; only recovery and `spill` make
+        // bodies that are on disk alone.
+        let Body::Here(message) = &delivery.message else {
+            return Err(Refused::QueueFull);
+        };
+        let (message, size) = (message.clone(), message.payload.len());
         while inner.queue.len() >= limits.messages || inner.queued_bytes + size > limits.bytes {
             let oldest_qos0 = match inner.queued_qos0 {
                 0 => None,
@@ -179,14 +210,16 @@ impl Session {
                     entry: j.store.next_id(),
                 };
                 delivery.stored = Some(stored);
-                Some(j.store.submit(Op::Enqueue {
+                let seq = j.store.submit(Op::Enqueue {
                     client_id: self.client_id.clone(),
                     stored,
-                    message: delivery.message.clone(),
+                    message,
                     qos: delivery.qos,
                     retain: delivery.retain,
                     identifiers: delivery.identifiers.clone(),
-                }))
+                });
+                delivery.seq = seq;
+                Some(seq)
             }
             _ => None,
         };
@@ -234,6 +267,34 @@ impl Session {
         }
     }
 
+    /// While the session is away, lets go of the bodies of queued messages
+    /// that are safely in the store: a million messages queued for absent
+    /// clients live on disk, not in memory. Returns how many it let go.
+    pub fn spill(&self, store: &dyn Store) -> usize {
+        let mut inner = self.lock();
+        if inner.owner.is_some() || !inner.persistent {
+            return 0;
+        }
+        let mut spilled = 0;
+        for d in inner.queue.iter_mut() {
+            let Body::Here(message) = &d.message else {
+                continue;
+            };
+            let on_disk = Pending {
+                first: d.seq,
+                last: d.seq,
+            };
+            if d.stored.is_none() || store.outcome(on_disk) != Some(Ok(())) {
+                continue;
+            }
+            d.message = Body::OnDisk {
+                payload_len: message.payload.len(),
+            };
+            spilled += 1;
+        }
+        spilled
+    }
+
     /// Takes the oldest queued message.
     pub fn dequeue(&self) -> Option<Delivery> {
         let mut inner = self.lock();
@@ -263,13 +324,13 @@ fn wake(mut inner: MutexGuard<'_, Inner>) {
 impl Inner {
     /// Accounts for an entry entering the queue.
     fn remember(&mut self, d: &Delivery) {
-        self.queued_bytes += d.message.payload.len();
+        self.queued_bytes += d.message.payload_len();
         self.queued_qos0 += usize::from(d.qos == QoS::AtMostOnce);
     }
 
     /// Accounts for an entry leaving the queue.
     fn forget(&mut self, d: &Delivery) {
-        self.queued_bytes -= d.message.payload.len();
+        self.queued_bytes -= d.message.payload_len();
         self.queued_qos0 -= usize::from(d.qos == QoS::AtMostOnce);
     }
 
@@ -298,11 +359,12 @@ mod tests {
         let topic = TopicName::try_from("t").unwrap();
         let message = Arc::new(Publish::new(topic, vec![tag]));
         Delivery {
-            message,
+            message: Body::Here(message),
             qos,
             retain: false,
             identifiers: Vec::new(),
             stored: None,
+            seq: 0,
         }
     }
 
@@ -337,7 +399,10 @@ mod tests {
             Err(Refused::QueueFull)
         );
         let tags: Vec<u8> = std::iter::from_fn(|| s.dequeue())
-            .map(|d| d.message.payload[0])
+            .map(|d| match d.message {
+                Body::Here(m) => m.payload[0],
+                Body::OnDisk { .. } => unreachable!("nothing is spilled here"),
+            })
             .collect();
         assert_eq!(tags, [1, 3, 4]);
         assert_eq!(s.lock().dropped, 2);

@@ -274,3 +274,34 @@ async fn clean_sessions_are_not_kept() {
     assert!(!present);
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn messages_queued_for_an_absent_client_leave_memory_and_come_back_from_disk() {
+    // MQTT-3.1.2-5 (3.1.1): stored for the disconnected session, here on
+    // disk only, and delivered when it returns.
+    let dir = tempfile::tempdir().unwrap();
+    let broker = durable_broker(dir.path()).await;
+    let (mut sub, _) = resume(&broker, V311, "away").await;
+    sub.send(subscribe(1, &[("t", QoS::ExactlyOnce)])).await;
+    assert!(matches!(sub.recv().await, Some(Packet::SubAck(_))));
+    drop(sub);
+    let mut publisher = Raw::connect(&broker, V311, "pub").await;
+    publish_acked(&mut publisher, "t", b"one", QoS::AtLeastOnce, 1).await;
+    publish_acked(&mut publisher, "t", b"two", QoS::ExactlyOnce, 2).await;
+    // Housekeeping lets bodies go once a second.
+    let spilled = async {
+        while broker.spilled_messages() < 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), spilled)
+        .await
+        .expect("the queued messages stayed in memory");
+    let (mut sub, present) = resume(&broker, V311, "away").await;
+    assert!(present);
+    let one = expect_publish(sub.recv().await);
+    assert_eq!((&one.payload[..], one.qos), (&b"one"[..], QoS::AtLeastOnce));
+    let two = expect_publish(sub.recv().await);
+    assert_eq!((&two.payload[..], two.qos), (&b"two"[..], QoS::ExactlyOnce));
+    broker.shutdown().await;
+}

@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -106,6 +106,9 @@ struct Shared {
     healthy: AtomicBool,
     waiters: Mutex<Vec<Waker>>,
     next_id: AtomicU64,
+    /// The database, for reading message bodies back; replaced when the
+    /// writer opens it again after a failure.
+    db: RwLock<Option<Arc<Database>>>,
 }
 
 #[derive(Debug, Default)]
@@ -169,7 +172,10 @@ impl DurableStore {
             healthy: AtomicBool::new(true),
             waiters: Mutex::default(),
             next_id: AtomicU64::new(max_id + 1),
+            db: RwLock::new(None),
         });
+        let db = Arc::new(db);
+        *shared.db.write().unwrap_or_else(|e| e.into_inner()) = Some(db.clone());
         let mut writer = Writer {
             db: Some(db),
             path: path.clone(),
@@ -277,6 +283,19 @@ impl Store for DurableStore {
 
     fn is_healthy(&self) -> bool {
         self.shared.healthy.load(Ordering::Acquire)
+    }
+
+    fn load(&self, message: u64) -> Option<Arc<pigeon_proto::codec::Publish>> {
+        let db = self
+            .shared
+            .db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        let txn = db.begin_read().ok()?;
+        let table = txn.open_table(MESSAGES).ok()?;
+        let value = table.get(message).ok()??;
+        decode_message(value.value())
     }
 
     fn take_recovered(&self) -> Recovered {
@@ -397,15 +416,14 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
             sessions[i].subscriptions.push((filter, sub));
         }
     }
-    let mut bodies: HashMap<u64, Arc<pigeon_proto::codec::Publish>> = HashMap::new();
-    let mut max_id = 0;
-    for row in txn.open_table(MESSAGES)?.iter()? {
-        let (key, value) = row?;
-        max_id = max_id.max(key.value());
-        if let Some(message) = decode_message(value.value()) {
-            bodies.insert(key.value(), message);
-        }
+    // Bodies are not read: queued messages stay on disk until sent. Only
+    // the ids are, to find those nothing refers to.
+    let messages = txn.open_table(MESSAGES)?;
+    let mut bodies: HashSet<u64> = HashSet::new();
+    for row in messages.iter()? {
+        bodies.insert(row?.0.value());
     }
+    let mut max_id = bodies.iter().copied().max().unwrap_or(0);
     let mut refs: HashMap<u64, u32> = HashMap::new();
     for row in txn.open_table(QUEUE)?.iter()? {
         let (key, value) = row?;
@@ -414,16 +432,27 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
         let Some(record) = EntryRecord::decode(value.value()) else {
             continue;
         };
-        let (Some(&i), Some(message)) = (index.get(client), bodies.get(&record.message)) else {
+        let Some(&i) = index
+            .get(client)
+            .filter(|_| bodies.contains(&record.message))
+        else {
             continue;
         };
         *refs.entry(record.message).or_default() += 1;
+        // A QoS 2 message in flight is resent as it was: read it now.
+        let message = match record.state {
+            EntryState::Sent(_) => messages
+                .get(record.message)?
+                .and_then(|v| decode_message(v.value())),
+            _ => None,
+        };
         sessions[i].queue.push(RecoveredEntry {
             stored: Stored {
                 message: record.message,
                 entry,
             },
-            message: message.clone(),
+            message,
+            payload_len: record.payload_len as usize,
             qos: record.qos,
             retain: record.retain,
             identifiers: record.identifiers,
@@ -455,7 +484,7 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
     );
     // Bodies no entry refers to (their sessions are gone) are dropped.
     let orphans = bodies
-        .keys()
+        .iter()
         .filter(|id| !refs.contains_key(id))
         .copied()
         .collect();
@@ -488,7 +517,7 @@ struct Writer {
     /// `None` after a failed write: redb refuses every operation after an
     /// I/O error until the database is opened again, which also rolls the
     /// file back to its last durable commit.
-    db: Option<Database>,
+    db: Option<Arc<Database>>,
     path: PathBuf,
     /// References from queue entries to each message body on disk.
     refs: HashMap<u64, u32>,
@@ -582,11 +611,14 @@ impl Writer {
     /// after a failed write.
     fn database(&mut self) -> Result<&Database, redb::Error> {
         if self.db.is_none() {
-            let db = Database::create(&self.path)?;
+            // The old handle must be gone before the file is opened again.
+            *self.shared.db.write().unwrap_or_else(|e| e.into_inner()) = None;
+            let db = Arc::new(Database::create(&self.path)?);
             self.refs = count_refs(&db)?;
+            *self.shared.db.write().unwrap_or_else(|e| e.into_inner()) = Some(db.clone());
             self.db = Some(db);
         }
-        self.db.as_ref().ok_or(redb::Error::DatabaseAlreadyOpen)
+        self.db.as_deref().ok_or(redb::Error::DatabaseAlreadyOpen)
     }
 
     fn commit_empty(&mut self, durability: Durability) -> Result<(), redb::Error> {
@@ -731,6 +763,7 @@ impl Writer {
                 }
                 let record = EntryRecord {
                     message: stored.message,
+                    payload_len: u32::try_from(message.payload.len()).unwrap_or(u32::MAX),
                     qos,
                     retain,
                     state: EntryState::Queued,

@@ -209,8 +209,11 @@ pub struct RecoveredSession {
 pub struct RecoveredEntry {
     /// Body and entry ids.
     pub stored: Stored,
-    /// The message.
-    pub message: Arc<Publish>,
+    /// The message, read only for a QoS 2 message in flight (the others
+    /// stay on disk until they are sent: see [`Store::load`]).
+    pub message: Option<Arc<Publish>>,
+    /// Its payload's length.
+    pub payload_len: usize,
     /// QoS for this session.
     pub qos: QoS,
     /// RETAIN flag to send.
@@ -258,6 +261,8 @@ pub trait Store: Debug + Send + Sync {
     /// Whether writes are succeeding; while they are not, messages that
     /// need storing are refused rather than acknowledged.
     fn is_healthy(&self) -> bool;
+    /// Reads a stored message body back.
+    fn load(&self, message: u64) -> Option<Arc<Publish>>;
     /// What the store held at start-up (once; empty afterwards).
     fn take_recovered(&self) -> Recovered;
     /// Applies everything submitted and stops writing (at shutdown).
@@ -299,6 +304,9 @@ impl Store for MemoryStore {
     }
     fn is_healthy(&self) -> bool {
         true
+    }
+    fn load(&self, _: u64) -> Option<Arc<Publish>> {
+        None
     }
     fn take_recovered(&self) -> Recovered {
         Recovered::default()

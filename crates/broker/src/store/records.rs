@@ -77,6 +77,7 @@ pub fn decode_subscription(bytes: &[u8]) -> Option<Subscription> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryRecord {
     pub message: u64,
+    pub payload_len: u32,
     pub qos: QoS,
     pub retain: bool,
     pub state: EntryState,
@@ -90,8 +91,9 @@ impl EntryRecord {
             EntryState::Sent(id) => (1, id.get()),
             EntryState::Received(id) => (2, id.get()),
         };
-        let mut out = Vec::with_capacity(13 + 4 * self.identifiers.len());
+        let mut out = Vec::with_capacity(17 + 4 * self.identifiers.len());
         out.extend_from_slice(&self.message.to_be_bytes());
+        out.extend_from_slice(&self.payload_len.to_be_bytes());
         out.extend_from_slice(&[self.qos as u8, u8::from(self.retain), state]);
         out.extend_from_slice(&packet_id.to_be_bytes());
         for id in &self.identifiers {
@@ -102,22 +104,24 @@ impl EntryRecord {
 
     pub fn decode(bytes: &[u8]) -> Option<EntryRecord> {
         let message = u64::from_be_bytes(bytes.get(0..8)?.try_into().ok()?);
-        let qos = QoS::from_u8(*bytes.get(8)?)?;
-        let packet_id = u16::from_be_bytes(bytes.get(11..13)?.try_into().ok()?);
-        let state = match (bytes[10], PacketId::new(packet_id)) {
+        let payload_len = u32::from_be_bytes(bytes.get(8..12)?.try_into().ok()?);
+        let qos = QoS::from_u8(*bytes.get(12)?)?;
+        let packet_id = u16::from_be_bytes(bytes.get(15..17)?.try_into().ok()?);
+        let state = match (bytes[14], PacketId::new(packet_id)) {
             (0, _) => EntryState::Queued,
             (1, Some(id)) => EntryState::Sent(id),
             (2, Some(id)) => EntryState::Received(id),
             _ => return None,
         };
-        let identifiers = bytes[13..]
+        let identifiers = bytes[17..]
             .chunks_exact(4)
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         Some(EntryRecord {
             message,
+            payload_len,
             qos,
-            retain: bytes[9] != 0,
+            retain: bytes[13] != 0,
             state,
             identifiers,
         })
@@ -186,6 +190,7 @@ mod tests {
 
         let entry = EntryRecord {
             message: 42,
+            payload_len: 1024,
             qos: QoS::ExactlyOnce,
             retain: true,
             state: EntryState::Received(PacketId::new(65_535).unwrap()),
