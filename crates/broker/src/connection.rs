@@ -68,6 +68,9 @@ pub(crate) fn serve(
 struct Held {
     session: Arc<Session>,
     generation: u64,
+    /// The session outlives the connection, so its changes are stored
+    /// (known at attach; saves a lock per acknowledgement otherwise).
+    persistent: bool,
 }
 
 struct Conn {
@@ -215,10 +218,9 @@ impl Conn {
     /// Records a change to a persistent session's state in the store.
     /// `wait`: the next write must not happen before it is durable.
     fn record(&mut self, op: impl FnOnce(Arc<str>) -> Op, wait: bool) {
-        let Some(held) = &self.held else { return };
-        if !held.session.lock().persistent {
+        let Some(held) = self.held.as_ref().filter(|h| h.persistent) else {
             return;
-        }
+        };
         let seq = self
             .shared
             .store()
@@ -395,7 +397,7 @@ impl Conn {
     /// Where the message in flight with `packet_id` is on disk; `remove`
     /// once its exchange is complete.
     fn in_flight(&self, packet_id: PacketId, remove: bool) -> Option<Stored> {
-        let held = self.held.as_ref()?;
+        let held = self.held.as_ref().filter(|h| h.persistent)?;
         let mut inner = held.session.lock();
         match remove {
             true => inner.in_flight.remove(&packet_id.get()),
@@ -460,6 +462,7 @@ impl Conn {
         self.held = Some(Held {
             session: attached.session,
             generation: attached.generation,
+            persistent: attached.seq.is_some(),
         });
         let stats = &self.shared.stats;
         let connected = stats.clients_connected.fetch_add(1, Ordering::Relaxed) + 1;

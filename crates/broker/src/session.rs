@@ -188,7 +188,7 @@ impl Session {
         let Body::Here(message) = &delivery.message else {
             return Err(Refused::QueueFull);
         };
-        let (message, size) = (message.clone(), message.payload.len());
+        let size = message.payload.len();
         while inner.queue.len() >= limits.messages || inner.queued_bytes + size > limits.bytes {
             let oldest_qos0 = match inner.queued_qos0 {
                 0 => None,
@@ -209,15 +209,15 @@ impl Session {
                     message: j.message,
                     entry: j.store.next_id(),
                 };
-                delivery.stored = Some(stored);
                 let seq = j.store.submit(Op::Enqueue {
                     client_id: self.client_id.clone(),
                     stored,
-                    message,
+                    message: message.clone(),
                     qos: delivery.qos,
                     retain: delivery.retain,
                     identifiers: delivery.identifiers.clone(),
                 });
+                delivery.stored = Some(stored);
                 delivery.seq = seq;
                 Some(seq)
             }
