@@ -20,14 +20,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use pigeon_proto::codec::{Ack, Connect, Publish, Subscribe, SubscribeFilter, SubscriptionOptions};
-use pigeon_proto::topic::TopicName;
-use pigeon_proto::{decode, Packet, PacketId, Protocol, QoS};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+mod common;
 
-const V: Protocol = Protocol::V3_1_1;
+use common::{Conn, Res, V};
+
+use pigeon_proto::codec::{Ack, Publish, Subscribe, SubscribeFilter, SubscriptionOptions};
+use pigeon_proto::topic::TopicName;
+use pigeon_proto::{decode, Packet, PacketId, QoS};
+use tokio::io::AsyncReadExt;
+
 /// QoS 1 messages a publisher keeps unacknowledged.
 const WINDOW: usize = 64;
 
@@ -46,55 +47,6 @@ fn nanos() -> u64 {
 struct Latencies {
     recording: AtomicBool,
     histogram: std::sync::Mutex<hdrhistogram::Histogram<u64>>,
-}
-
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-struct Conn {
-    stream: TcpStream,
-    buf: BytesMut,
-    out: BytesMut,
-}
-
-impl Conn {
-    async fn open(addr: SocketAddr, id: &str, clean: bool) -> Res<Conn> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let mut c = Conn {
-            stream,
-            buf: BytesMut::with_capacity(64 * 1024),
-            out: BytesMut::new(),
-        };
-        let mut connect = Connect::new(V, id.try_into()?);
-        connect.clean_start = clean;
-        c.send(Packet::Connect(Box::new(connect))).await?;
-        match c.recv().await? {
-            Packet::ConnAck(a) if !a.reason_code.is_error() => Ok(c),
-            other => Err(format!("connect refused: {other:?}").into()),
-        }
-    }
-
-    async fn send(&mut self, p: Packet) -> Res<()> {
-        p.encode(V, &mut self.out)?;
-        self.flush().await
-    }
-
-    async fn flush(&mut self) -> Res<()> {
-        self.stream.write_all(&self.out).await?;
-        self.out.clear();
-        Ok(())
-    }
-
-    async fn recv(&mut self) -> Res<Packet> {
-        loop {
-            if let Some(p) = decode(&mut self.buf, V, u32::MAX)? {
-                return Ok(p);
-            }
-            if self.stream.read_buf(&mut self.buf).await? == 0 {
-                return Err("connection closed".into());
-            }
-        }
-    }
 }
 
 async fn subscriber(

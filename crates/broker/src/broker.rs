@@ -124,6 +124,7 @@ impl Shared {
     /// subscriptions, queues and in-flight state) and retained messages.
     pub fn restore(&self, recovered: Recovered) {
         let now = Instant::now();
+        let count = recovered.sessions.len();
         let mut router = write(&self.router);
         let mut sessions = self.sessions();
         let mut by_id = write(&self.by_id);
@@ -152,6 +153,13 @@ impl Shared {
         let mut retained = write(&self.retained);
         for message in recovered.retained {
             retained.insert(message.topic.clone(), message);
+        }
+        if count > 0 {
+            tracing::info!(
+                sessions = count,
+                "broker: sessions restored in {:.1?}",
+                now.elapsed()
+            );
         }
     }
 
@@ -460,8 +468,10 @@ impl Shared {
             }
         };
         // Submitted under the lock, so the store sees changes to one topic
-        // in the order they were made.
-        self.store.is_persistent().then(|| self.store.submit(op))
+        // in the order they were made. `$SYS` is made anew every interval:
+        // not worth a write.
+        let keep = self.store.is_persistent() && !message.topic.as_str().starts_with("$SYS");
+        keep.then(|| self.store.submit(op))
     }
 
     /// Number of retained messages.

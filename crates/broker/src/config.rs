@@ -21,6 +21,8 @@ pub struct Config {
     pub durability: Durability,
     /// With `durability = "batch"`: longest time between fsyncs, in ms.
     pub batch_interval_ms: u64,
+    /// Memory for the store's page cache, in MiB.
+    pub store_cache_mb: u64,
     /// Whether clients without a user name may connect.
     pub allow_anonymous: bool,
     /// Seconds between `$SYS` updates; 0 turns them off.
@@ -80,6 +82,7 @@ impl Default for Config {
             data_dir: PathBuf::from("pigeon-data"),
             durability: Durability::Sync,
             batch_interval_ms: 100,
+            store_cache_mb: 64,
             allow_anonymous: true,
             sys_interval: 10,
             queue_qos0: false,
@@ -144,6 +147,7 @@ impl Config {
     /// Checks ranges that the types do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check("batch_interval_ms", self.batch_interval_ms, 1, 60_000)?;
+        check("store_cache_mb", self.store_cache_mb, 1, 1 << 20)?;
         let l = &self.limits;
         check("limits.max_connections", l.max_connections, 1, usize::MAX)?;
         check("limits.max_packet_size", l.max_packet_size, 16, 268_435_460)?;

@@ -47,10 +47,12 @@ impl Broker {
         store: Box<dyn Store>,
         auth: Box<dyn Authenticator>,
     ) -> io::Result<Broker> {
-        let listener = TcpListener::bind(config.listen).await?;
-        let local_addr = listener.local_addr()?;
+        let listen = config.listen;
         let shared = Arc::new(Shared::new(config, store, auth));
+        // Sessions first: a client that connects finds its session.
         shared.restore(shared.store().take_recovered());
+        let listener = TcpListener::bind(listen).await?;
+        let local_addr = listener.local_addr()?;
         let (shutdown, _) = broadcast::channel(1);
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(listener, shared.clone(), shutdown.clone()));
@@ -174,5 +176,7 @@ pub fn open_store(config: &Config) -> Result<Box<dyn Store>, OpenError> {
             interval: Duration::from_millis(config.batch_interval_ms),
         },
     };
-    Ok(Box::new(DurableStore::open(&config.data_dir, mode)?))
+    let cache =
+        usize::try_from(config.store_cache_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+    Ok(Box::new(DurableStore::open(&config.data_dir, mode, cache)?))
 }

@@ -152,7 +152,9 @@ fn unix_now() -> u64 {
 impl DurableStore {
     /// Opens (or creates) the store in `dir` and reads back what it holds;
     /// sessions that expired while the broker was down are dropped.
-    pub fn open(dir: &Path, mode: Mode) -> Result<DurableStore, OpenError> {
+    /// `cache_bytes` bounds redb's page cache: pages beyond it are read
+    /// from the file again (the operating system's cache usually has them).
+    pub fn open(dir: &Path, mode: Mode, cache_bytes: usize) -> Result<DurableStore, OpenError> {
         std::fs::create_dir_all(dir).map_err(|source| OpenError::Dir {
             dir: dir.to_path_buf(),
             source,
@@ -162,7 +164,13 @@ impl DurableStore {
             path: path.clone(),
             message: e.to_string(),
         };
-        let db = Database::create(&path).map_err(|e| db_error(&e))?;
+        let opening = Instant::now();
+        let db = open_database(&path, cache_bytes).map_err(|e| db_error(&e))?;
+        tracing::info!(
+            "store: opened {} in {:.1?}",
+            path.display(),
+            opening.elapsed()
+        );
         let (found, refs, max_id) = recover(&db).map_err(|e| db_error(&e))?;
         let shared = Arc::new(Shared {
             queue: Mutex::default(),
@@ -179,6 +187,7 @@ impl DurableStore {
         let mut writer = Writer {
             db: Some(db),
             path: path.clone(),
+            cache_bytes,
             refs,
             mode,
             shared: shared.clone(),
@@ -367,7 +376,8 @@ impl Shared {
 struct Found {
     kept: Recovered,
     expired: Vec<String>,
-    orphans: Vec<u64>,
+    /// Entries of sessions that have no record.
+    stray: Vec<(String, Stored)>,
 }
 
 /// Reads everything back. Returns what was found, the reference count of
@@ -416,15 +426,13 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
             sessions[i].subscriptions.push((filter, sub));
         }
     }
-    // Bodies are not read: queued messages stay on disk until sent. Only
-    // the ids are, to find those nothing refers to.
+    // Bodies are not read: queued messages stay on disk until sent (a
+    // scan of the bodies alone would read every byte queued).
     let messages = txn.open_table(MESSAGES)?;
-    let mut bodies: HashSet<u64> = HashSet::new();
-    for row in messages.iter()? {
-        bodies.insert(row?.0.value());
-    }
-    let mut max_id = bodies.iter().copied().max().unwrap_or(0);
+    let mut max_id = messages.last()?.map_or(0, |(k, _)| k.value());
     let mut refs: HashMap<u64, u32> = HashMap::new();
+    let mut stray = Vec::new();
+    let gone: HashSet<&str> = expired.iter().map(String::as_str).collect();
     for row in txn.open_table(QUEUE)?.iter()? {
         let (key, value) = row?;
         let (client, entry) = key.value();
@@ -432,13 +440,19 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
         let Some(record) = EntryRecord::decode(value.value()) else {
             continue;
         };
-        let Some(&i) = index
-            .get(client)
-            .filter(|_| bodies.contains(&record.message))
-        else {
+        // Every entry counts, so dropping a session's entries frees exactly
+        // the bodies no other session needs.
+        *refs.entry(record.message).or_default() += 1;
+        let stored = Stored {
+            message: record.message,
+            entry,
+        };
+        let Some(&i) = index.get(client) else {
+            if !gone.contains(client) {
+                stray.push((client.to_owned(), stored));
+            }
             continue;
         };
-        *refs.entry(record.message).or_default() += 1;
         // A QoS 2 message in flight is resent as it was: read it now.
         let message = match record.state {
             EntryState::Sent(_) => messages
@@ -447,10 +461,7 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
             _ => None,
         };
         sessions[i].queue.push(RecoveredEntry {
-            stored: Stored {
-                message: record.message,
-                entry,
-            },
+            stored,
             message,
             payload_len: record.payload_len as usize,
             qos: record.qos,
@@ -482,18 +493,12 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
         "store: recovered in {:.1?}",
         started.elapsed()
     );
-    // Bodies no entry refers to (their sessions are gone) are dropped.
-    let orphans = bodies
-        .iter()
-        .filter(|id| !refs.contains_key(id))
-        .copied()
-        .collect();
     let kept = Recovered { sessions, retained };
     Ok((
         Found {
             kept,
             expired,
-            orphans,
+            stray,
         },
         refs,
         max_id,
@@ -501,7 +506,7 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
 }
 
 fn ensure_tables(db: &Database) -> Result<(), redb::Error> {
-    let txn = db.begin_write()?;
+    let txn = begin(db, Durability::Immediate)?;
     txn.open_table(SESSIONS)?;
     txn.open_table(SUBSCRIPTIONS)?;
     txn.open_table(MESSAGES)?;
@@ -519,6 +524,7 @@ struct Writer {
     /// file back to its last durable commit.
     db: Option<Arc<Database>>,
     path: PathBuf,
+    cache_bytes: usize,
     /// References from queue entries to each message body on disk.
     refs: HashMap<u64, u32>,
     mode: Mode,
@@ -613,7 +619,7 @@ impl Writer {
         if self.db.is_none() {
             // The old handle must be gone before the file is opened again.
             *self.shared.db.write().unwrap_or_else(|e| e.into_inner()) = None;
-            let db = Arc::new(Database::create(&self.path)?);
+            let db = Arc::new(open_database(&self.path, self.cache_bytes)?);
             self.refs = count_refs(&db)?;
             *self.shared.db.write().unwrap_or_else(|e| e.into_inner()) = Some(db.clone());
             self.db = Some(db);
@@ -630,9 +636,7 @@ impl Writer {
     }
 
     fn try_commit_empty(&mut self, durability: Durability) -> Result<(), redb::Error> {
-        let mut txn = self.database()?.begin_write()?;
-        txn.set_durability(durability)?;
-        txn.commit()?;
+        begin(self.database()?, durability)?.commit()?;
         Ok(())
     }
 
@@ -649,38 +653,30 @@ impl Writer {
 
     fn try_probe(&mut self) -> Result<(), redb::Error> {
         let db = self.database()?;
-        let txn = db.begin_write()?;
+        let txn = begin(db, Durability::Immediate)?;
         txn.open_table(PROBE)?.insert((), &[0u8; PROBE_BYTES][..])?;
         txn.commit()?;
-        let txn = db.begin_write()?;
+        let txn = begin(db, Durability::Immediate)?;
         txn.open_table(PROBE)?.remove(())?;
         txn.commit()?;
         Ok(())
     }
 
-    /// Drops the sessions that expired while the broker was down and the
-    /// message bodies nothing refers to.
+    /// Drops the sessions that expired while the broker was down, and
+    /// entries of sessions that have no record.
     fn clean_up(&mut self, found: &Found) -> Result<(), redb::Error> {
-        if found.expired.is_empty() && found.orphans.is_empty() {
+        let expired = found.expired.iter().map(|c| Op::DeleteSession {
+            client_id: c.as_str().into(),
+        });
+        let stray = found.stray.iter().map(|(c, stored)| Op::Done {
+            client_id: c.as_str().into(),
+            stored: *stored,
+        });
+        let ops: Vec<Op> = expired.chain(stray).collect();
+        if ops.is_empty() {
             return Ok(());
         }
-        let ops = found
-            .expired
-            .iter()
-            .map(|c| Op::DeleteSession {
-                client_id: c.as_str().into(),
-            })
-            .collect();
-        self.apply(ops, Durability::Immediate)?;
-        let txn = self.database()?.begin_write()?;
-        {
-            let mut messages = txn.open_table(MESSAGES)?;
-            for id in &found.orphans {
-                messages.remove(id)?;
-            }
-        }
-        txn.commit()?;
-        Ok(())
+        self.apply(ops, Durability::Immediate)
     }
 
     /// Applies `ops` in one transaction. Reference counts change only if
@@ -696,8 +692,7 @@ impl Writer {
             .collect();
         let mut skipped: HashSet<u64> = HashSet::new();
         let mut refs = RefChanges::default();
-        let mut txn = self.database()?.begin_write()?;
-        txn.set_durability(durability)?;
+        let txn = begin(self.database()?, durability)?;
         for op in ops {
             match op {
                 Op::Enqueue { stored, .. } if done_here.contains(&stored.entry) => {
@@ -883,6 +878,23 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// A write transaction. Every durable commit also saves redb's allocator
+/// state (quick repair): commits cost a little more, but opening the file
+/// after a crash or a kill does not walk the whole database (seconds for a
+/// million messages). So every write goes through here: one commit
+/// without it would make the next open after a crash slow again.
+fn begin(db: &Database, durability: Durability) -> Result<WriteTransaction, redb::Error> {
+    let mut txn = db.begin_write()?;
+    let durable = matches!(durability, Durability::Immediate);
+    txn.set_durability(durability)?;
+    txn.set_quick_repair(durable);
+    Ok(txn)
+}
+
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(cache_bytes).create(path)
 }
 
 /// References from queue entries to each message body.
