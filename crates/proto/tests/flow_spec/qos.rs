@@ -370,3 +370,69 @@ fn acknowledgements_leave_in_arrival_order_whatever_order_the_application_acks_i
         assert_eq!(order, [("PUBACK", 1), ("PUBREC", 2), ("PUBACK", 3)], "{v}");
     }
 }
+
+// --- What a durable store is told ------------------------------------------
+
+#[test]
+fn the_first_pubrec_of_a_sent_message_is_reported_once() {
+    let (now, mut server) = server(Protocol::V5);
+    let p = server
+        .publish(message("t", QoS::ExactlyOnce))
+        .unwrap()
+        .unwrap();
+    let _ = sent(&mut server, now);
+    feed(&mut server, now, Packet::PubRec(Ack::new(p))).unwrap();
+    assert_eq!(events(&mut server), [Event::Received { packet_id: p }]);
+    // A repeated PUBREC gets its PUBREL again, and no second report.
+    feed(&mut server, now, Packet::PubRec(Ack::new(p))).unwrap();
+    assert_eq!(sent(&mut server, now)[1..], [Packet::PubRel(Ack::new(p))]);
+    assert_eq!(events(&mut server), []);
+}
+
+#[test]
+fn a_pubrel_releasing_a_received_identifier_is_reported() {
+    let (now, mut server) = server(Protocol::V3_1_1);
+    feed(
+        &mut server,
+        now,
+        Packet::Publish(with_id(message("t", QoS::ExactlyOnce), 6)),
+    )
+    .unwrap();
+    let _ = messages(&mut server);
+    server.ack(id(6), ReasonCode::SUCCESS).unwrap();
+    feed(&mut server, now, Packet::PubRel(Ack::new(id(6)))).unwrap();
+    assert_eq!(events(&mut server), [Event::Released { packet_id: id(6) }]);
+    // An identifier never received is answered, not reported.
+    feed(&mut server, now, Packet::PubRel(Ack::new(id(7)))).unwrap();
+    assert_eq!(events(&mut server), []);
+}
+
+#[test]
+fn a_restored_session_resends_as_it_was_and_numbers_on_from_its_last_identifier() {
+    // The state a store kept: a QoS 2 message sent as 40, one released as
+    // 41, and an incoming QoS 2 identifier 9 not yet released.
+    let mut sent_as_40 = with_id(message("a", QoS::ExactlyOnce), 40);
+    sent_as_40.dup = false;
+    let session = SessionState::restore(
+        vec![
+            pigeon_proto::flow::Outbound::AwaitPubRec(sent_as_40),
+            pigeon_proto::flow::Outbound::AwaitPubComp(id(41)),
+        ],
+        [9],
+    );
+    let (now, mut server) = resume_server(Protocol::V5, session);
+    let out = sent(&mut server, now);
+    let resent = publishes(&out)[0];
+    assert_eq!((resent.packet_id, resent.dup), (Some(id(40)), true));
+    assert_eq!(out.last(), Some(&Packet::PubRel(Ack::new(id(41)))));
+    // 9 is still awaiting PUBREL: a resent PUBLISH is a duplicate.
+    let mut dup = with_id(message("b", QoS::ExactlyOnce), 9);
+    dup.dup = true;
+    feed(&mut server, now, Packet::Publish(dup)).unwrap();
+    assert_eq!(messages(&mut server), []);
+    let next = server
+        .publish(message("c", QoS::AtLeastOnce))
+        .unwrap()
+        .unwrap();
+    assert_eq!(next, id(42));
+}
