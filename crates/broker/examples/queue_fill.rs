@@ -9,7 +9,9 @@
 //! cargo run --release --example queue_fill -- 127.0.0.1:1883 1000 1000 1024
 //! ```
 //! (address, sessions, messages per session, payload bytes). With `--check
-//! N`, it instead reconnects session N and counts the messages waiting.
+//! N`, it instead reconnects session N and counts the messages waiting;
+//! with `--drain SESSIONS`, it reconnects sessions 0..SESSIONS at once and
+//! takes (and acknowledges) everything queued for them.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,12 +102,12 @@ async fn publish(
     Ok(())
 }
 
-/// Reconnects session `session` and counts what it receives within 10 s.
-async fn check(addr: SocketAddr, session: usize) -> Res<()> {
+/// Reconnects session `session` and takes what it receives until nothing
+/// has come for `quiet`; returns how many messages that was.
+async fn take(addr: SocketAddr, session: usize, quiet: Duration) -> Res<u64> {
     let mut c = Conn::open(addr, &format!("fill-{session}"), false).await?;
     let mut received = 0u64;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while let Ok(Ok(p)) = tokio::time::timeout_at(deadline.into(), c.recv()).await {
+    while let Ok(Ok(p)) = tokio::time::timeout(quiet, c.recv()).await {
         if let Packet::Publish(p) = p {
             received += 1;
             if let Some(id) = p.packet_id {
@@ -113,17 +115,36 @@ async fn check(addr: SocketAddr, session: usize) -> Res<()> {
             }
         }
     }
-    println!("session fill-{session}: {received} messages were waiting");
+    c.send(Packet::Disconnect(Default::default())).await?;
+    Ok(received)
+}
+
+async fn drain(addr: SocketAddr, sessions: usize) -> Res<()> {
+    let tasks: Vec<_> = (0..sessions)
+        .map(|s| tokio::spawn(take(addr, s, Duration::from_secs(2))))
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    println!("drained {total} messages from {sessions} sessions");
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: queue_fill ADDR SESSIONS PER_SESSION PAYLOAD | queue_fill ADDR --check N";
+    let usage = "usage: queue_fill ADDR SESSIONS PER_SESSION PAYLOAD | ADDR --check N | ADDR --drain SESSIONS";
     let addr: SocketAddr = args.get(1).ok_or(usage)?.parse()?;
-    if args.get(2).map(String::as_str) == Some("--check") {
-        return check(addr, args.get(3).ok_or(usage)?.parse()?).await;
+    match args.get(2).map(String::as_str) {
+        Some("--check") => {
+            let session = args.get(3).ok_or(usage)?.parse()?;
+            let waiting = take(addr, session, Duration::from_secs(3)).await?;
+            println!("session fill-{session}: {waiting} messages were waiting");
+            return Ok(());
+        }
+        Some("--drain") => return drain(addr, args.get(3).ok_or(usage)?.parse()?).await,
+        _ => {}
     }
     let sessions: usize = args.get(2).ok_or(usage)?.parse()?;
     let per_session: usize = args.get(3).ok_or(usage)?.parse()?;

@@ -154,12 +154,18 @@ impl Shared {
         for message in recovered.retained {
             retained.insert(message.topic.clone(), message);
         }
+        drop((router, sessions, by_id, retained));
         if count > 0 {
             tracing::info!(
                 sessions = count,
                 "broker: sessions restored in {:.1?}",
                 now.elapsed()
             );
+        }
+        // MQTT-3.1.2-8 (3.1.1): these clients were connected when the broker
+        // stopped; their connections ended without DISCONNECT.
+        for will in recovered.wills {
+            self.publish(will, None);
         }
     }
 
@@ -184,6 +190,7 @@ impl Shared {
         client_id: &str,
         clean_start: bool,
         expiry: Option<u32>,
+        will: Option<Arc<Publish>>,
     ) -> Attached {
         let existing = self.sessions().get(client_id).cloned();
         if let Some(old) = &existing {
@@ -222,10 +229,13 @@ impl Shared {
             inner.expiry = expiry;
             inner.disconnected_at = None;
             if persistent {
+                // With its will: if the broker dies, the client's connection
+                // ends abnormally and the restarted broker sends it.
                 seq = Some(self.store.submit(Op::Session {
                     client_id: session.client_id.clone(),
                     expiry,
                     disconnected_at: None,
+                    will,
                 }));
             } else if inner.persistent {
                 // Resumed with a session that now ends with the connection.
@@ -287,6 +297,7 @@ impl Shared {
                     client_id: session.client_id.clone(),
                     expiry: inner.expiry,
                     disconnected_at: Some(unix_now()),
+                    will: None,
                 });
             }
             ends

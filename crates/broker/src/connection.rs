@@ -84,9 +84,8 @@ struct Conn {
     /// A CONNECT waiting for its session: attaching may wait for a
     /// take-over, so it runs outside the (synchronous) packet handling.
     connecting: Option<Box<Connect>>,
-    /// Boxed: most clients have no will, and inline it would be 464 bytes
-    /// of every connection.
-    will: Option<Box<Will>>,
+    /// The will, as the message it becomes (most clients have none).
+    will: Option<Arc<Publish>>,
     /// Store ops this connection's packets caused that are not yet known
     /// durable: nothing is written to the socket until they are.
     pending: Option<Pending>,
@@ -434,9 +433,10 @@ impl Conn {
             }
         }
         let expiry = session_expiry(&connect, limits.max_session_expiry);
+        let will = connect.will.map(|w| Arc::new(will_message(w)));
         let attached = self
             .shared
-            .attach(&client_id, connect.clean_start, expiry)
+            .attach(&client_id, connect.clean_start, expiry, will.clone())
             .await;
         // CONNACK waits until a persistent session is on disk.
         self.note(attached.seq);
@@ -458,7 +458,7 @@ impl Conn {
         if let Err(e) = self.flow.accept(now(), connack, attached.flow) {
             self.log_peer_error(&e);
         }
-        self.will = connect.will.map(Box::new);
+        self.will = will;
         self.held = Some(Held {
             session: attached.session,
             generation: attached.generation,
@@ -818,29 +818,34 @@ impl Conn {
 
     /// MQTT-3.1.2-8 (5.0) / MQTT-3.1.2-8 (3.1.1): the will is published when
     /// the connection ends without a normal DISCONNECT.
-    fn publish_will(&self, will: Box<Will>) {
-        let will = *will;
-        let mut message = Publish::new(will.topic, will.payload);
-        message.qos = will.qos;
-        message.retain = will.retain;
-        let p = &will.properties;
-        if p.payload_format_indicator.is_some()
-            || p.message_expiry_interval.is_some()
-            || p.content_type.is_some()
-            || p.response_topic.is_some()
-            || p.correlation_data.is_some()
-            || !p.user_properties.is_empty()
-        {
-            let m = &mut message.properties;
-            m.payload_format_indicator = p.payload_format_indicator;
-            m.message_expiry_interval = p.message_expiry_interval;
-            m.content_type = p.content_type.clone();
-            m.response_topic = p.response_topic.clone();
-            m.correlation_data = p.correlation_data.clone();
-            m.user_properties = p.user_properties.clone();
-        }
-        self.shared.publish(Arc::new(message), None);
+    fn publish_will(&self, will: Arc<Publish>) {
+        self.shared.publish(will, None);
     }
+}
+
+/// The message a will becomes (MQTT-3.1.2-8): its topic, payload, QoS,
+/// RETAIN and the properties a PUBLISH carries.
+fn will_message(will: Will) -> Publish {
+    let mut message = Publish::new(will.topic, will.payload);
+    message.qos = will.qos;
+    message.retain = will.retain;
+    let p = &will.properties;
+    if p.payload_format_indicator.is_some()
+        || p.message_expiry_interval.is_some()
+        || p.content_type.is_some()
+        || p.response_topic.is_some()
+        || p.correlation_data.is_some()
+        || !p.user_properties.is_empty()
+    {
+        let m = &mut message.properties;
+        m.payload_format_indicator = p.payload_format_indicator;
+        m.message_expiry_interval = p.message_expiry_interval;
+        m.content_type = p.content_type.clone();
+        m.response_topic = p.response_topic.clone();
+        m.correlation_data = p.correlation_data.clone();
+        m.user_properties = p.user_properties.clone();
+    }
+    message
 }
 
 impl Drop for Conn {

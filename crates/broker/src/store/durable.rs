@@ -390,6 +390,7 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
     let mut sessions: Vec<RecoveredSession> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut expired = Vec::new();
+    let mut wills = Vec::new();
     for row in txn.open_table(SESSIONS)?.iter()? {
         let (key, value) = row?;
         let Some(record) = SessionRecord::decode(value.value()) else {
@@ -402,6 +403,10 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
         if record.expiry.is_some_and(|e| offline >= u64::from(e)) {
             expired.push(key.value().to_owned());
             continue;
+        }
+        // Connected when the broker stopped: its will is due.
+        if record.disconnected_at.is_none() {
+            wills.extend(record.will);
         }
         index.insert(key.value().to_owned(), sessions.len());
         sessions.push(RecoveredSession {
@@ -493,7 +498,11 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
         "store: recovered in {:.1?}",
         started.elapsed()
     );
-    let kept = Recovered { sessions, retained };
+    let kept = Recovered {
+        sessions,
+        retained,
+        wills,
+    };
     Ok((
         Found {
             kept,
@@ -719,10 +728,12 @@ impl Writer {
                 client_id,
                 expiry,
                 disconnected_at,
+                will,
             } => {
                 let record = SessionRecord {
                     expiry,
                     disconnected_at,
+                    will,
                 };
                 txn.open_table(SESSIONS)?
                     .insert(&*client_id, &record.encode()[..])?;

@@ -57,6 +57,8 @@ pub enum Op {
         expiry: Option<u32>,
         /// Unix time its connection ended; `None` while connected.
         disconnected_at: Option<u64>,
+        /// While connected, the will its connection would leave.
+        will: Option<Arc<Publish>>,
     },
     /// The session ended: it goes with everything it held.
     DeleteSession {
@@ -185,6 +187,8 @@ pub struct Recovered {
     pub sessions: Vec<RecoveredSession>,
     /// Retained messages.
     pub retained: Vec<Arc<Publish>>,
+    /// Wills of clients that were connected when the broker stopped.
+    pub wills: Vec<Arc<Publish>>,
 }
 
 /// One session as the store held it.

@@ -28,30 +28,37 @@ pub const INBOUND_QOS2: TableDefinition<(&str, u16), ()> = TableDefinition::new(
 /// Topic → retained message.
 pub const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 
-/// A session's lifetime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A session's lifetime, and the will of its connection while connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
     /// Seconds it outlives its connection; `None` is forever.
     pub expiry: Option<u32>,
     /// Unix time its connection ended; `None` while connected.
     pub disconnected_at: Option<u64>,
+    /// The will, stored as the message it becomes.
+    pub will: Option<Arc<Publish>>,
 }
 
 impl SessionRecord {
-    pub fn encode(&self) -> [u8; 13] {
-        let mut out = [0u8; 13];
-        out[0] = u8::from(self.expiry.is_some());
-        out[1..5].copy_from_slice(&self.expiry.unwrap_or(0).to_be_bytes());
-        out[5..13].copy_from_slice(&self.disconnected_at.unwrap_or(0).to_be_bytes());
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(13);
+        out.push(u8::from(self.expiry.is_some()));
+        out.extend_from_slice(&self.expiry.unwrap_or(0).to_be_bytes());
+        out.extend_from_slice(&self.disconnected_at.unwrap_or(0).to_be_bytes());
+        if let Some(will) = self.will.as_deref().and_then(encode_message) {
+            out.extend_from_slice(&will);
+        }
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Option<SessionRecord> {
         let expiry = u32::from_be_bytes(bytes.get(1..5)?.try_into().ok()?);
         let at = u64::from_be_bytes(bytes.get(5..13)?.try_into().ok()?);
+        let will = bytes.get(13..).filter(|w| !w.is_empty());
         Some(SessionRecord {
             expiry: (bytes[0] != 0).then_some(expiry),
             disconnected_at: (at != 0).then_some(at),
+            will: will.and_then(decode_message),
         })
     }
 }
@@ -169,11 +176,15 @@ mod tests {
         let session = SessionRecord {
             expiry: Some(3600),
             disconnected_at: Some(1_700_000_000),
+            will: None,
         };
         assert_eq!(SessionRecord::decode(&session.encode()), Some(session));
+        let mut will = Publish::new(TopicName::try_from("gone").unwrap(), &b"bye"[..]);
+        will.qos = QoS::AtLeastOnce;
         let forever = SessionRecord {
             expiry: None,
             disconnected_at: None,
+            will: Some(Arc::new(will)),
         };
         assert_eq!(SessionRecord::decode(&forever.encode()), Some(forever));
 
