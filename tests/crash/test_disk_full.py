@@ -46,14 +46,22 @@ class V5Client:
                                 protocol=mqtt.MQTTv5)
         self.codes = {}
         self.received = []
-        self.acked = threading.Event()
+        self.granted = threading.Event()
         self.paho.on_publish = self._on_publish
+        self.paho.on_subscribe = lambda *_: self.granted.set()
         self.paho.on_message = lambda _c, _u, m: self.received.append(m.payload)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600 if persistent else 0
         self.paho.reconnect_delay_set(min_delay=0.05, max_delay=0.2)
         self.paho.connect("127.0.0.1", port, clean_start=not persistent, properties=props)
         self.paho.loop_start()
+
+    def subscribe(self, topic_filter, qos):
+        """Subscribes and waits for the SUBACK."""
+        assert wait_until(self.paho.is_connected), "not connected"
+        self.granted.clear()
+        self.paho.subscribe(topic_filter, qos)
+        assert self.granted.wait(10), f"no SUBACK for {topic_filter}"
 
     def _on_publish(self, _client, _userdata, mid, reason_code, _properties):
         self.codes[mid] = reason_code
@@ -85,9 +93,7 @@ def test_a_full_disk_stops_acknowledgements_until_space_returns(small_disk, tmp_
     try:
         # An offline persistent session: its messages must be stored.
         offline = V5Client(broker.port, "offline", persistent=True)
-        offline.paho.subscribe("fill/#", 1)
-        assert wait_until(lambda: offline.paho.is_connected())
-        time.sleep(0.2)
+        offline.subscribe("fill/#", 1)
         offline.close()
 
         filler = V5Client(broker.port, "filler")
@@ -105,8 +111,7 @@ def test_a_full_disk_stops_acknowledgements_until_space_returns(small_disk, tmp_
 
         # Everything else keeps working: QoS 0 between clean sessions.
         listener = V5Client(broker.port, "listener")
-        listener.paho.subscribe("live", 0)
-        time.sleep(0.2)
+        listener.subscribe("live", 0)
         filler.publish("live", b"still here", qos=0)
         assert wait_until(lambda: b"still here" in listener.received), \
             "QoS 0 traffic stopped while the disk was full"
