@@ -89,6 +89,8 @@ struct Conn {
     /// Store ops this connection's packets caused that are not yet known
     /// durable: nothing is written to the socket until they are.
     pending: Option<Pending>,
+    /// Deliveries taken from the session, reused between wake-ups.
+    batch: Vec<Delivery>,
     /// The client sent DISCONNECT: no will unless it asked (0x04).
     clean_exit: bool,
     will_requested: bool,
@@ -118,6 +120,7 @@ impl Conn {
             connecting: None,
             will: None,
             pending: None,
+            batch: Vec::new(),
             clean_exit: false,
             will_requested: false,
         }
@@ -160,6 +163,7 @@ impl Conn {
                 self.flow.release_idle_memory();
                 // Sent and split off; what is left of it is spare capacity.
                 self.write_buf = BytesMut::new();
+                self.batch = Vec::new();
             }
             let Some(held) = &self.held else {
                 return Ok(());
@@ -680,38 +684,54 @@ impl Conn {
             return;
         }
         let session = held.session.clone();
-        while let Some(delivery) = session.dequeue() {
-            if delivery.qos != QoS::AtMostOnce && self.flow.send_quota() == 0 {
-                session.requeue_front(delivery);
-                return;
-            }
-            let Some(message) = self.body(&delivery) else {
-                continue;
-            };
-            let mut publish = Publish::clone(&message);
-            publish.qos = delivery.qos;
-            publish.retain = delivery.retain;
-            if !delivery.identifiers.is_empty() {
-                publish.properties.subscription_identifiers = delivery.identifiers;
-            }
-            let sent = match self.flow.publish(publish) {
-                Ok(id) => id,
-                // Too large for this client: dropped as if sent
-                // (MQTT-3.1.2-25 in 5.0).
-                Err(Error::Misuse(Misuse::ExceedsPeerMaximum { .. })) => None,
-                Err(e) => {
-                    tracing::debug!(client_id = %session.client_id, "not sent: {e}");
-                    return;
+        // One lock per batch, not per message: the publisher's core and
+        // this one share the session's lock.
+        let mut batch = std::mem::take(&mut self.batch);
+        loop {
+            session.take(self.flow.send_quota(), FILL_BATCH, &mut batch);
+            let taken = batch.len();
+            let (mut sent, mut failed) = (0, false);
+            let mut deliveries = batch.drain(..);
+            for delivery in deliveries.by_ref() {
+                let Some(message) = self.body(&delivery) else {
+                    continue;
+                };
+                let mut publish = Publish::clone(&message);
+                publish.qos = delivery.qos;
+                publish.retain = delivery.retain;
+                if !delivery.identifiers.is_empty() {
+                    publish.properties.subscription_identifiers = delivery.identifiers;
                 }
-            };
+                let packet_id = match self.flow.publish(publish) {
+                    Ok(id) => id,
+                    // Too large for this client: dropped as if sent
+                    // (MQTT-3.1.2-25 in 5.0).
+                    Err(Error::Misuse(Misuse::ExceedsPeerMaximum { .. })) => None,
+                    Err(e) => {
+                        tracing::debug!(client_id = %session.client_id, "not sent: {e}");
+                        failed = true;
+                        break;
+                    }
+                };
+                sent += 1;
+                if let Some(stored) = delivery.stored {
+                    self.sent_stored(&session, stored, packet_id, delivery.qos);
+                }
+            }
+            // What could not be sent goes back, in order.
+            for delivery in deliveries.rev() {
+                session.requeue_front(delivery);
+            }
             self.shared
                 .stats
                 .messages_sent
-                .fetch_add(1, Ordering::Relaxed);
-            if let Some(stored) = delivery.stored {
-                self.sent_stored(&session, stored, sent, delivery.qos);
+                .fetch_add(sent, Ordering::Relaxed);
+            // A short batch means the queue or the window is exhausted.
+            if failed || taken < FILL_BATCH {
+                break;
             }
         }
+        self.batch = batch;
     }
 
     /// The message of `delivery`, read back from the store if only the
@@ -876,6 +896,9 @@ fn rand_id() -> u64 {
     h.write_u128(now().elapsed().as_nanos());
     h.finish()
 }
+
+/// Most deliveries taken from a session under one lock.
+const FILL_BATCH: usize = 64;
 
 /// Payloads at least this large are written from the shared message
 /// instead of being copied into the write buffer.

@@ -295,6 +295,29 @@ impl Session {
         spilled
     }
 
+    /// Moves the oldest queued messages into `out` under one lock: up to
+    /// `max`, of which at most `quota` QoS 1/2 (the connection's inflight
+    /// room); stops at the first QoS 1/2 message beyond the quota, so the
+    /// order is kept.
+    pub fn take(&self, mut quota: usize, max: usize, out: &mut Vec<Delivery>) {
+        let mut inner = self.lock();
+        while out.len() < max {
+            let Some(front) = inner.queue.front() else {
+                break;
+            };
+            if front.qos != QoS::AtMostOnce {
+                if quota == 0 {
+                    break;
+                }
+                quota -= 1;
+            }
+            if let Some(delivery) = inner.queue.pop_front() {
+                inner.forget(&delivery);
+                out.push(delivery);
+            }
+        }
+    }
+
     /// Takes the oldest queued message.
     pub fn dequeue(&self) -> Option<Delivery> {
         let mut inner = self.lock();
