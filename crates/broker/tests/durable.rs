@@ -305,3 +305,17 @@ async fn messages_queued_for_an_absent_client_leave_memory_and_come_back_from_di
     assert_eq!((&two.payload[..], two.qos), (&b"two"[..], QoS::ExactlyOnce));
     broker.shutdown().await;
 }
+
+#[test]
+fn a_data_directory_in_use_is_refused_with_one_clear_line() {
+    use pigeon_broker::store::{DurableStore, Mode, OpenError};
+    let dir = tempfile::tempdir().unwrap();
+    let _first = DurableStore::open(dir.path(), Mode::Sync, 1 << 20).unwrap();
+    let second = DurableStore::open(dir.path(), Mode::Sync, 1 << 20).unwrap_err();
+    assert!(matches!(second, OpenError::InUse { .. }), "{second:?}");
+    let line = second.to_string();
+    assert!(
+        line.contains("--data-dir") && !line.contains('\n'),
+        "{line}"
+    );
+}

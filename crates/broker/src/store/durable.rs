@@ -62,6 +62,12 @@ pub enum OpenError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another process has the database open.
+    #[error("the store {path} is in use by another process (another broker on this data directory? give each its own --data-dir)")]
+    InUse {
+        /// The database file.
+        path: PathBuf,
+    },
     /// redb could not open or read the database.
     #[error("cannot open the store {path}: {message}")]
     Database {
@@ -165,7 +171,10 @@ impl DurableStore {
             message: e.to_string(),
         };
         let opening = Instant::now();
-        let db = open_database(&path, cache_bytes).map_err(|e| db_error(&e))?;
+        let db = open_database(&path, cache_bytes).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse { path: path.clone() },
+            e => db_error(&e),
+        })?;
         tracing::info!(
             "store: opened {} in {:.1?}",
             path.display(),
