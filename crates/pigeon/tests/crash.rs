@@ -107,6 +107,10 @@ trait Role: Send {
     fn on_event(&mut self, conn: &mut Connection, event: Event);
     /// Runs before each write.
     fn fill(&mut self, _conn: &mut Connection) {}
+    /// Nothing left to do: the connection may end.
+    fn finished(&self) -> bool {
+        false
+    }
 }
 
 /// One connection's life: CONNECT with the kept session state, then packets
@@ -135,7 +139,7 @@ async fn run_connection(
             break;
         }
         out.clear();
-        if conn.is_closed() {
+        if conn.is_closed() || role.finished() {
             break;
         }
         match tokio::time::timeout(Duration::from_millis(20), stream.read_buf(&mut buf)).await {
@@ -261,6 +265,10 @@ impl Role for Publisher {
         }
     }
 
+    fn finished(&self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed) && self.in_flight.is_empty()
+    }
+
     fn fill(&mut self, conn: &mut Connection) {
         let highest = &self.shared.highest[self.qos as usize];
         while !self.shared.stop.load(Ordering::Relaxed)
@@ -357,15 +365,15 @@ fn run_crash_test(dir: &Path) {
         highest: Default::default(),
     });
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut tasks = Vec::new();
     for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
         let (done, subscribed) = tokio::sync::oneshot::channel();
-        tasks.push(runtime.spawn(subscriber(shared.clone(), qos, done)));
+        runtime.spawn(subscriber(shared.clone(), qos, done));
         runtime.block_on(subscribed).expect("subscribed");
     }
-    for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
-        tasks.push(runtime.spawn(publisher(shared.clone(), qos)));
-    }
+    let publishers: Vec<_> = [QoS::AtLeastOnce, QoS::ExactlyOnce]
+        .into_iter()
+        .map(|qos| runtime.spawn(publisher(shared.clone(), qos)))
+        .collect();
     let mut random = 0x9E37_79B9_7F4A_7C15 ^ u64::from(broker.port);
     for cycle in 1..=CYCLES {
         std::thread::sleep(Duration::from_millis(200 + next_random(&mut random) % 1000));
@@ -379,7 +387,16 @@ fn run_crash_test(dir: &Path) {
     }
     std::thread::sleep(Duration::from_millis(500));
     shared.stop.store(true, Ordering::Relaxed);
-    // Publishers finish their in-flight messages; subscribers drain.
+    // Publishers finish their in-flight messages (so nothing is acknowledged
+    // after this), then the subscribers drain.
+    for publisher in publishers {
+        let finished = runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(30), publisher).await });
+        assert!(
+            finished.is_ok(),
+            "a publisher's messages were never acknowledged"
+        );
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let seen = shared.seen.lock().unwrap();
