@@ -17,7 +17,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::router::{Router, SessionId, Subscription};
 use crate::session::{Body, Delivery, Journal, Owner, QueueLimits, Refused, Session};
-use crate::store::{EntryState, Op, Recovered, RecoveredEntry, Seq, Store};
+use crate::store::{EntryState, Group, Op, Recovered, RecoveredEntry, Seq, Store};
 
 /// Counters behind `$SYS` (mosquitto's names).
 #[derive(Debug, Default)]
@@ -47,15 +47,20 @@ pub(crate) struct Routed {
     pub queued: usize,
     /// Sessions whose limits refused it.
     pub refused: usize,
-    /// The last store op it caused: its acknowledgement waits for it.
-    pub seq: Option<Seq>,
+    /// The first and last store ops it caused: its acknowledgement waits
+    /// for every op between them (a failure of any counts).
+    pub first: Option<Seq>,
+    pub last: Option<Seq>,
     /// It needed storing and the store cannot write: it went nowhere.
     pub unstored: bool,
 }
 
 impl Routed {
     fn note(&mut self, seq: Option<Seq>) {
-        self.seq = self.seq.max(seq);
+        if self.first.is_none() {
+            self.first = seq;
+        }
+        self.last = self.last.max(seq);
     }
 }
 
@@ -68,6 +73,9 @@ pub(crate) struct Attached {
     pub generation: u64,
     /// The store op recording the session: CONNACK waits for it.
     pub seq: Option<Seq>,
+    /// The store op deleting a session this one replaced: CONNACK waits
+    /// for it too.
+    pub discarded: Option<Seq>,
 }
 
 /// The broker's shared state.
@@ -125,10 +133,14 @@ impl Shared {
     pub fn restore(&self, recovered: Recovered) {
         let now = Instant::now();
         let count = recovered.sessions.len();
+        let mut ended = Vec::new();
         let mut router = write(&self.router);
         let mut sessions = self.sessions();
         let mut by_id = write(&self.by_id);
         for found in recovered.sessions {
+            if let Some(will) = found.connected {
+                ended.push((found.client_id.clone(), found.expiry, will));
+            }
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let session = Arc::new(Session::new(id, found.client_id));
             {
@@ -164,8 +176,19 @@ impl Shared {
         }
         // MQTT-3.1.2-8 (3.1.1): these clients were connected when the broker
         // stopped; their connections ended without DISCONNECT.
-        for will in recovered.wills {
-            self.publish(will, None);
+        // Their connections ended now: their expiry counts from here, and
+        // each will goes once (it is cleared in the same commit).
+        for (client_id, expiry, will) in ended {
+            let _group = Group::begin(&*self.store);
+            self.store.submit(Op::Session {
+                client_id,
+                expiry,
+                disconnected_at: Some(unix_now()),
+                will: None,
+            });
+            if let Some(will) = will {
+                self.publish(will, None);
+            }
         }
     }
 
@@ -197,12 +220,13 @@ impl Shared {
             self.kick_and_wait(old).await;
         }
         let mut sessions = self.sessions();
+        let mut discarded = None;
         let resume = match sessions.get(client_id) {
             Some(s) if !clean_start && !s.lock().ended => Some(s.clone()),
             Some(s) => {
                 let s = s.clone();
                 drop(sessions);
-                self.discard(&s);
+                discarded = self.discard(&s);
                 sessions = self.sessions();
                 None
             }
@@ -238,10 +262,12 @@ impl Shared {
                     will,
                 }));
             } else if inner.persistent {
-                // Resumed with a session that now ends with the connection.
-                self.store.submit(Op::DeleteSession {
+                // Resumed with a session that now ends with the connection:
+                // its queue comes back into memory before the store drops it.
+                inner.load_spilled(&*self.store);
+                discarded = Some(self.store.submit(Op::DeleteSession {
                     client_id: session.client_id.clone(),
-                });
+                }));
             }
             inner.persistent = persistent;
             std::mem::take(&mut inner.flow)
@@ -252,6 +278,7 @@ impl Shared {
             flow,
             generation,
             seq,
+            discarded,
         }
     }
 
@@ -321,16 +348,18 @@ impl Shared {
         self.discard(session);
     }
 
-    /// Ends a session: its subscriptions leave the router, its queue empties.
-    fn discard(&self, session: &Session) {
+    /// Ends a session: its subscriptions leave the router, its queue
+    /// empties. Returns the store op deleting it, if it was stored.
+    fn discard(&self, session: &Session) -> Option<Seq> {
+        let mut deleted = None;
         let filters: Vec<TopicFilter> = {
             let mut inner = session.lock();
             inner.ended = true;
             inner.clear_queue();
             if std::mem::take(&mut inner.persistent) {
-                self.store.submit(Op::DeleteSession {
+                deleted = Some(self.store.submit(Op::DeleteSession {
                     client_id: session.client_id.clone(),
-                });
+                }));
             }
             std::mem::take(&mut inner.subscriptions)
                 .into_keys()
@@ -342,6 +371,7 @@ impl Shared {
         }
         drop(router);
         write(&self.by_id).remove(&session.id);
+        deleted
     }
 
     /// Tells every connected client that the broker is going away (v5:
@@ -584,16 +614,17 @@ impl Shared {
     }
 }
 
-/// Whether routing `message` to `targets` would need the store: it is
-/// retained, or QoS 1/2 for a persistent session that takes QoS 1/2.
+/// Whether acknowledging `message` would need the store: it is QoS 1/2,
+/// and retained or for a persistent session that takes QoS 1/2. (QoS 0 is
+/// never acknowledged, so it flows whatever the store's health.)
 fn needs_store(
     message: &Publish,
     targets: &[crate::router::Target],
     by_id: &HashMap<SessionId, Arc<Session>>,
 ) -> bool {
-    message.retain
-        || (message.qos != QoS::AtMostOnce
-            && targets.iter().any(|t| {
+    message.qos != QoS::AtMostOnce
+        && (message.retain
+            || targets.iter().any(|t| {
                 t.qos != QoS::AtMostOnce
                     && by_id.get(&t.session).is_some_and(|s| s.lock().persistent)
             }))

@@ -29,7 +29,7 @@ use crate::auth::Credentials;
 use crate::broker::Shared;
 use crate::router::Subscription;
 use crate::session::{Body, Delivery, Session};
-use crate::store::{Op, Pending, Seq, Stored};
+use crate::store::{Group, NotStored, Op, Pending, Seq, Stored};
 
 /// Bytes reserved for the first socket read; doubled while reads fill it.
 const FIRST_READ_CHUNK: usize = 512;
@@ -91,6 +91,8 @@ struct Conn {
     pending: Option<Pending>,
     /// Deliveries taken from the session, reused between wake-ups.
     batch: Vec<Delivery>,
+    /// CONNACK has gone out (it waits for the session to be stored).
+    connack_written: bool,
     /// The client sent DISCONNECT: no will unless it asked (0x04).
     clean_exit: bool,
     will_requested: bool,
@@ -121,6 +123,7 @@ impl Conn {
             will: None,
             pending: None,
             batch: Vec::new(),
+            connack_written: false,
             clean_exit: false,
             will_requested: false,
         }
@@ -195,10 +198,16 @@ impl Conn {
             if let Err(e) = stored {
                 tracing::warn!(client_id = ?self.client_id(), "disconnecting: {e}");
                 self.flow.discard_unsent();
-                self.disconnect_unstored();
+                match self.connack_written {
+                    true => self.disconnect_unstored(),
+                    // DISCONNECT may not come before CONNACK: just close.
+                    false => self.flow.abort(),
+                }
             }
         }
-        self.flush().await
+        self.flush().await?;
+        self.connack_written |= self.held.is_some();
+        Ok(())
     }
 
     /// Ends the connection because what it sent could not be stored.
@@ -442,7 +451,9 @@ impl Conn {
             .shared
             .attach(&client_id, connect.clean_start, expiry, will.clone())
             .await;
-        // CONNACK waits until a persistent session is on disk.
+        // CONNACK waits until a persistent session is on disk (and one it
+        // replaced is gone from it).
+        self.note(attached.discarded);
         self.note(attached.seq);
         // MQTT-3.2.2-2 / -3 (5.0), MQTT-3.2.2-1 / -2 (3.1.1).
         connack.session_present = attached.present;
@@ -528,9 +539,12 @@ impl Conn {
             // A QoS 2 message and the record of its identifier are stored
             // together: apart, a crash between them would make the resent
             // PUBLISH a second copy, or a lost one.
-            let store = self.shared.clone();
-            let group = (qos == QoS::ExactlyOnce).then(|| store.store().begin_group());
-            if let Some(id) = packet_id.filter(|_| qos == QoS::ExactlyOnce) {
+            // Only a persistent publisher's identifier is recorded.
+            let shared = self.shared.clone();
+            let exactly_once =
+                qos == QoS::ExactlyOnce && self.held.as_ref().is_some_and(|h| h.persistent);
+            let group = exactly_once.then(|| Group::begin(shared.store()));
+            if let Some(id) = packet_id.filter(|_| exactly_once) {
                 // MQTT-4.3.3-10 (5.0): a resent PUBLISH with this identifier
                 // is a duplicate until PUBREL, across restarts too.
                 self.record(
@@ -542,10 +556,9 @@ impl Conn {
                 );
             }
             let routed = self.shared.publish(Arc::new(publish), Some(session.id));
-            if let Some(group) = group {
-                store.store().end_group(group);
-            }
-            self.note(routed.seq);
+            drop(group);
+            self.note(routed.first);
+            self.note(routed.last);
             match (routed.queued, routed.refused) {
                 _ if routed.unstored => self.refuse_unstored(),
                 // §2.4 0x97: every subscriber's queue refused it, so do not
@@ -692,9 +705,17 @@ impl Conn {
             let taken = batch.len();
             let (mut sent, mut failed) = (0, false);
             let mut deliveries = batch.drain(..);
+            let mut unread = None;
             for delivery in deliveries.by_ref() {
-                let Some(message) = self.body(&delivery) else {
-                    continue;
+                let message = match self.body(&delivery) {
+                    Ok(Some(message)) => message,
+                    Ok(None) => continue,
+                    Err(_) => {
+                        // Tried again at the next wake-up.
+                        unread = Some(delivery);
+                        failed = true;
+                        break;
+                    }
                 };
                 let mut publish = Publish::clone(&message);
                 publish.qos = delivery.qos;
@@ -719,7 +740,7 @@ impl Conn {
                 }
             }
             // What could not be sent goes back, in order.
-            for delivery in deliveries.rev() {
+            for delivery in deliveries.rev().chain(unread) {
                 session.requeue_front(delivery);
             }
             self.shared
@@ -737,18 +758,19 @@ impl Conn {
     /// The message of `delivery`, read back from the store if only the
     /// store has it. One the store lost (it cannot be read) is dropped,
     /// with its entry.
-    fn body(&mut self, delivery: &Delivery) -> Option<Arc<Publish>> {
+    /// `Err` if the store cannot be read right now: the delivery waits.
+    fn body(&mut self, delivery: &Delivery) -> Result<Option<Arc<Publish>>, NotStored> {
         let stored = match (&delivery.message, delivery.stored) {
-            (Body::Here(message), _) => return Some(message.clone()),
+            (Body::Here(message), _) => return Ok(Some(message.clone())),
             (Body::OnDisk { .. }, Some(stored)) => stored,
-            (Body::OnDisk { .. }, None) => return None,
+            (Body::OnDisk { .. }, None) => return Ok(None),
         };
-        let message = self.shared.store().load(stored.message);
+        let message = self.shared.store().load(stored.message)?;
         if message.is_none() {
-            tracing::error!(client_id = ?self.client_id(), message = stored.message, "store: a queued message could not be read back; dropping it");
+            tracing::error!(client_id = ?self.client_id(), message = stored.message, "store: a queued message is not in the store; dropping it");
             self.record(|client_id| Op::Done { client_id, stored }, false);
         }
-        message
+        Ok(message)
     }
 
     /// Records where a stored message went: in flight under `packet_id`
@@ -819,17 +841,21 @@ impl Conn {
     /// broker with the protocol state in flight.
     fn finish(mut self) {
         let Some(held) = self.held.take() else { return };
-        if let Some(will) = self.will.take() {
-            if !self.clean_exit || self.will_requested {
-                self.publish_will(will);
-            }
-        }
+        let will = self.will.take();
+        let will_due = !self.clean_exit || self.will_requested;
         let state = std::mem::replace(
             &mut self.flow,
             flow::Connection::server(now(), flow::Config::default()),
         );
-        self.shared
-            .release(&held.session, held.generation, state.into_session());
+        // The stored will is cleared and the will published in one commit:
+        // a crash between them must not send it twice, or never.
+        let shared = self.shared.clone();
+        let group = Group::begin(shared.store());
+        shared.release(&held.session, held.generation, state.into_session());
+        if let Some(will) = will.filter(|_| will_due) {
+            self.publish_will(will);
+        }
+        drop(group);
         self.shared
             .stats
             .clients_connected

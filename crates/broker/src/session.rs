@@ -364,6 +364,19 @@ impl Inner {
         self.queue.push_back(delivery);
     }
 
+    /// Reads back into memory the bodies of queued messages that only the
+    /// store had, before the store lets the session go. One that cannot be
+    /// read stays as it is (and is dropped when its turn comes).
+    pub fn load_spilled(&mut self, store: &dyn Store) {
+        for d in self.queue.iter_mut() {
+            if let (Body::OnDisk { .. }, Some(stored)) = (&d.message, d.stored) {
+                if let Ok(Some(message)) = store.load(stored.message) {
+                    d.message = Body::Here(message);
+                }
+            }
+        }
+    }
+
     /// Empties the queue.
     pub fn clear_queue(&mut self) {
         self.queue.clear();

@@ -108,13 +108,40 @@ struct Shared {
     work: Condvar,
     /// Every op up to this one has been applied or has failed.
     done: AtomicU64,
-    failed: Mutex<VecDeque<(Seq, Seq)>>,
+    failed: Mutex<Failed>,
     healthy: AtomicBool,
     waiters: Mutex<Vec<Waker>>,
     next_id: AtomicU64,
     /// The database, for reading message bodies back; replaced when the
     /// writer opens it again after a failure.
     db: RwLock<Option<Arc<Database>>>,
+}
+
+/// Sequence numbers of ops whose commit failed.
+#[derive(Debug, Default)]
+struct Failed {
+    /// Recent failed ranges, adjacent ones merged.
+    ranges: VecDeque<(Seq, Seq)>,
+    /// Everything up to here that fell out of `ranges` counts as failed
+    /// (uncertain is failed: nothing is acknowledged on a guess).
+    forgotten: Seq,
+}
+
+impl Failed {
+    fn add(&mut self, first: Seq, last: Seq) {
+        if let Some(back) = self.ranges.back_mut() {
+            if back.1 + 1 == first {
+                back.1 = last;
+                return;
+            }
+        }
+        if self.ranges.len() == FAILED_RANGES {
+            if let Some((_, hi)) = self.ranges.pop_front() {
+                self.forgotten = self.forgotten.max(hi);
+            }
+        }
+        self.ranges.push_back((first, last));
+    }
 }
 
 #[derive(Debug, Default)]
@@ -202,11 +229,21 @@ impl DurableStore {
             shared: shared.clone(),
             last_fsync: Instant::now(),
             unsynced: false,
+            retry: Vec::new(),
         };
         writer.clean_up(&found).map_err(|e| db_error(&e))?;
         let thread = std::thread::Builder::new()
             .name("pigeon-store".into())
-            .spawn(move || writer.run())
+            .spawn(move || {
+                // A writer that died would leave every waiting connection
+                // waiting: better a broker that stops (and restarts from
+                // what it stored) than one that hangs.
+                let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run()));
+                if died.is_err() {
+                    tracing::error!("store: the writer thread panicked; stopping the broker");
+                    std::process::abort();
+                }
+            })
             .map_err(|e| db_error(&e))?;
         Ok(DurableStore {
             shared,
@@ -303,17 +340,19 @@ impl Store for DurableStore {
         self.shared.healthy.load(Ordering::Acquire)
     }
 
-    fn load(&self, message: u64) -> Option<Arc<pigeon_proto::codec::Publish>> {
+    fn load(&self, message: u64) -> Result<Option<Arc<pigeon_proto::codec::Publish>>, NotStored> {
         let db = self
             .shared
             .db
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()?;
-        let txn = db.begin_read().ok()?;
-        let table = txn.open_table(MESSAGES).ok()?;
-        let value = table.get(message).ok()??;
-        decode_message(value.value())
+            .clone();
+        // Being opened again after a failed write.
+        let db = db.ok_or(NotStored)?;
+        let txn = db.begin_read().map_err(|_| NotStored)?;
+        let table = txn.open_table(MESSAGES).map_err(|_| NotStored)?;
+        let value = table.get(message).map_err(|_| NotStored)?;
+        Ok(value.and_then(|v| decode_message(v.value())))
     }
 
     fn take_recovered(&self) -> Recovered {
@@ -341,10 +380,14 @@ impl Shared {
         if self.done.load(Ordering::Acquire) < pending.last {
             return None;
         }
-        let failed = lock(&self.failed)
-            .iter()
-            .any(|&(lo, hi)| lo <= pending.last && pending.first <= hi);
-        Some(if failed { Err(NotStored) } else { Ok(()) })
+        let failed = lock(&self.failed);
+        // Ranges forgotten to bound the list count as failed.
+        let lost = pending.first <= failed.forgotten
+            || failed
+                .ranges
+                .iter()
+                .any(|&(lo, hi)| lo <= pending.last && pending.first <= hi);
+        Some(if lost { Err(NotStored) } else { Ok(()) })
     }
 
     fn finish(&self, last: Seq, result: Result<(), String>) {
@@ -355,15 +398,8 @@ impl Shared {
                 }
             }
             Err(e) => {
-                let first = {
-                    let mut failed = lock(&self.failed);
-                    let first = self.done.load(Ordering::Acquire) + 1;
-                    if failed.len() == FAILED_RANGES {
-                        failed.pop_front();
-                    }
-                    failed.push_back((first, last));
-                    first
-                };
+                let first = self.done.load(Ordering::Acquire) + 1;
+                lock(&self.failed).add(first, last);
                 if self.healthy.swap(false, Ordering::AcqRel) {
                     tracing::error!(
                         ops = last + 1 - first,
@@ -399,7 +435,6 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
     let mut sessions: Vec<RecoveredSession> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut expired = Vec::new();
-    let mut wills = Vec::new();
     for row in txn.open_table(SESSIONS)?.iter()? {
         let (key, value) = row?;
         let Some(record) = SessionRecord::decode(value.value()) else {
@@ -413,15 +448,16 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
             expired.push(key.value().to_owned());
             continue;
         }
-        // Connected when the broker stopped: its will is due.
-        if record.disconnected_at.is_none() {
-            wills.extend(record.will);
-        }
         index.insert(key.value().to_owned(), sessions.len());
         sessions.push(RecoveredSession {
             client_id: key.value().into(),
             expiry: record.expiry,
             offline_for: Duration::from_secs(offline),
+            // Connected when the broker stopped: its will is due.
+            connected: record
+                .disconnected_at
+                .is_none()
+                .then(|| record.will.clone()),
             subscriptions: Vec::new(),
             queue: Vec::new(),
             inbound_qos2: Vec::new(),
@@ -507,11 +543,7 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
         "store: recovered in {:.1?}",
         started.elapsed()
     );
-    let kept = Recovered {
-        sessions,
-        retained,
-        wills,
-    };
+    let kept = Recovered { sessions, retained };
     Ok((
         Found {
             kept,
@@ -550,6 +582,8 @@ struct Writer {
     last_fsync: Instant,
     /// A `batch` commit has not been fsynced yet.
     unsynced: bool,
+    /// Ops of failed commits, applied before any newer op.
+    retry: Vec<Op>,
 }
 
 impl Writer {
@@ -565,9 +599,19 @@ impl Writer {
                 continue;
             }
             let durability = self.durability();
-            let result = self.apply(ops, durability).map_err(|e| e.to_string());
+            // Ops of failed commits go first: what memory already holds
+            // reaches the disk, in order, once writing works again.
+            let ops = match self.retry.is_empty() {
+                true => ops,
+                false => std::mem::take(&mut self.retry)
+                    .into_iter()
+                    .chain(ops)
+                    .collect(),
+            };
+            let result = self.apply(&ops, durability).map_err(|e| e.to_string());
             if result.is_err() {
                 self.db = None;
+                self.retry = ops;
             }
             let fsynced = matches!(durability, Durability::Immediate);
             if result.is_ok() && fsynced {
@@ -620,7 +664,19 @@ impl Writer {
                 true => self.probe(),
                 false => self.commit_empty(Durability::Immediate),
             };
-            if result.is_ok() {
+            let retried = match (result.is_ok(), self.retry.is_empty()) {
+                (true, false) => {
+                    let retry = std::mem::take(&mut self.retry);
+                    let applied = self.apply(&retry, Durability::Immediate);
+                    if applied.is_err() {
+                        self.db = None;
+                        self.retry = retry;
+                    }
+                    applied.is_ok()
+                }
+                (ok, _) => ok,
+            };
+            if retried {
                 self.last_fsync = Instant::now();
                 self.unsynced = false;
                 if unhealthy {
@@ -694,12 +750,12 @@ impl Writer {
         if ops.is_empty() {
             return Ok(());
         }
-        self.apply(ops, Durability::Immediate)
+        self.apply(&ops, Durability::Immediate)
     }
 
     /// Applies `ops` in one transaction. Reference counts change only if
     /// it commits.
-    fn apply(&mut self, ops: Vec<Op>, durability: Durability) -> Result<(), redb::Error> {
+    fn apply(&mut self, ops: &[Op], durability: Durability) -> Result<(), redb::Error> {
         // Entries created and completed within this batch are not written.
         let done_here: HashSet<u64> = ops
             .iter()
@@ -729,7 +785,7 @@ impl Writer {
     fn apply_one(
         &self,
         txn: &WriteTransaction,
-        op: Op,
+        op: &Op,
         refs: &mut RefChanges,
     ) -> Result<(), redb::Error> {
         match op {
@@ -740,27 +796,27 @@ impl Writer {
                 will,
             } => {
                 let record = SessionRecord {
-                    expiry,
-                    disconnected_at,
-                    will,
+                    expiry: *expiry,
+                    disconnected_at: *disconnected_at,
+                    will: will.clone(),
                 };
                 txn.open_table(SESSIONS)?
-                    .insert(&*client_id, &record.encode()[..])?;
+                    .insert(&**client_id, &record.encode()[..])?;
             }
-            Op::DeleteSession { client_id } => self.delete_session(txn, &client_id, refs)?,
+            Op::DeleteSession { client_id } => self.delete_session(txn, client_id, refs)?,
             Op::Subscribe {
                 client_id,
                 filter,
                 subscription,
             } => {
                 txn.open_table(SUBSCRIPTIONS)?.insert(
-                    (&*client_id, filter.as_str()),
-                    &encode_subscription(&subscription)[..],
+                    (&**client_id, filter.as_str()),
+                    &encode_subscription(subscription)[..],
                 )?;
             }
             Op::Unsubscribe { client_id, filter } => {
                 txn.open_table(SUBSCRIPTIONS)?
-                    .remove((&*client_id, filter.as_str()))?;
+                    .remove((&**client_id, filter.as_str()))?;
             }
             Op::Enqueue {
                 client_id,
@@ -771,7 +827,7 @@ impl Writer {
                 identifiers,
             } => {
                 if refs.add(&self.refs, stored.message) {
-                    if let Some(body) = encode_message(&message) {
+                    if let Some(body) = encode_message(message) {
                         txn.open_table(MESSAGES)?
                             .insert(stored.message, &body[..])?;
                     }
@@ -779,35 +835,35 @@ impl Writer {
                 let record = EntryRecord {
                     message: stored.message,
                     payload_len: u32::try_from(message.payload.len()).unwrap_or(u32::MAX),
-                    qos,
-                    retain,
+                    qos: *qos,
+                    retain: *retain,
                     state: EntryState::Queued,
-                    identifiers,
+                    identifiers: identifiers.clone(),
                 };
                 txn.open_table(QUEUE)?
-                    .insert((&*client_id, stored.entry), &record.encode()[..])?;
+                    .insert((&**client_id, stored.entry), &record.encode()[..])?;
             }
             Op::Sent {
                 client_id,
                 stored,
                 packet_id,
-            } => update_entry(txn, &client_id, stored.entry, EntryState::Sent(packet_id))?,
+            } => update_entry(txn, client_id, stored.entry, EntryState::Sent(*packet_id))?,
             Op::Received { client_id, stored } => {
                 let mut queue = txn.open_table(QUEUE)?;
                 let record = queue
-                    .get((&*client_id, stored.entry))?
+                    .get((&**client_id, stored.entry))?
                     .and_then(|v| EntryRecord::decode(v.value()));
                 if let Some(mut record) = record {
                     if let EntryState::Sent(id) = record.state {
                         record.state = EntryState::Received(id);
-                        queue.insert((&*client_id, stored.entry), &record.encode()[..])?;
+                        queue.insert((&**client_id, stored.entry), &record.encode()[..])?;
                     }
                 }
             }
             Op::Done { client_id, stored } => {
                 let removed = txn
                     .open_table(QUEUE)?
-                    .remove((&*client_id, stored.entry))?
+                    .remove((&**client_id, stored.entry))?
                     .is_some();
                 if removed {
                     refs.remove(stored.message);
@@ -818,17 +874,17 @@ impl Writer {
                 packet_id,
             } => {
                 txn.open_table(INBOUND_QOS2)?
-                    .insert((&*client_id, packet_id.get()), ())?;
+                    .insert((&**client_id, packet_id.get()), ())?;
             }
             Op::InboundQos2Done {
                 client_id,
                 packet_id,
             } => {
                 txn.open_table(INBOUND_QOS2)?
-                    .remove((&*client_id, packet_id.get()))?;
+                    .remove((&**client_id, packet_id.get()))?;
             }
             Op::Retain { message } => {
-                if let Some(body) = encode_message(&message) {
+                if let Some(body) = encode_message(message) {
                     txn.open_table(RETAINED)?
                         .insert(message.topic.as_str(), &body[..])?;
                 }

@@ -175,6 +175,31 @@ impl Pending {
     }
 }
 
+/// Ops submitted between its creation and its drop form a group that no
+/// commit splits (see [`Store::begin_group`]); ended even on a panic, so a
+/// group can never hold the writer back for good.
+#[derive(Debug)]
+pub struct Group<'a> {
+    store: &'a dyn Store,
+    token: Seq,
+}
+
+impl<'a> Group<'a> {
+    /// Starts a group.
+    pub fn begin(store: &'a dyn Store) -> Group<'a> {
+        Group {
+            token: store.begin_group(),
+            store,
+        }
+    }
+}
+
+impl Drop for Group<'_> {
+    fn drop(&mut self) {
+        self.store.end_group(self.token);
+    }
+}
+
 /// Some of a connection's ops could not be stored (disk full, I/O error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the store could not write (disk full or I/O error); see the broker log")]
@@ -187,8 +212,6 @@ pub struct Recovered {
     pub sessions: Vec<RecoveredSession>,
     /// Retained messages.
     pub retained: Vec<Arc<Publish>>,
-    /// Wills of clients that were connected when the broker stopped.
-    pub wills: Vec<Arc<Publish>>,
 }
 
 /// One session as the store held it.
@@ -200,6 +223,8 @@ pub struct RecoveredSession {
     pub expiry: Option<u32>,
     /// How long it had been disconnected when the broker started.
     pub offline_for: Duration,
+    /// Its client was connected when the broker stopped, leaving this will.
+    pub connected: Option<Option<Arc<Publish>>>,
     /// Its subscriptions.
     pub subscriptions: Vec<(TopicFilter, Subscription)>,
     /// Its queue, in the order the messages were queued.
@@ -265,8 +290,9 @@ pub trait Store: Debug + Send + Sync {
     /// Whether writes are succeeding; while they are not, messages that
     /// need storing are refused rather than acknowledged.
     fn is_healthy(&self) -> bool;
-    /// Reads a stored message body back.
-    fn load(&self, message: u64) -> Option<Arc<Publish>>;
+    /// Reads a stored message body back: `Ok(None)` if the store does not
+    /// have it, `Err` if the store cannot be read right now.
+    fn load(&self, message: u64) -> Result<Option<Arc<Publish>>, NotStored>;
     /// What the store held at start-up (once; empty afterwards).
     fn take_recovered(&self) -> Recovered;
     /// Applies everything submitted and stops writing (at shutdown).
@@ -309,8 +335,8 @@ impl Store for MemoryStore {
     fn is_healthy(&self) -> bool {
         true
     }
-    fn load(&self, _: u64) -> Option<Arc<Publish>> {
-        None
+    fn load(&self, _: u64) -> Result<Option<Arc<Publish>>, NotStored> {
+        Ok(None)
     }
     fn take_recovered(&self) -> Recovered {
         Recovered::default()

@@ -201,6 +201,13 @@ impl Connection {
         self.transmit.clear();
     }
 
+    /// Ends the connection without a word: nothing queued is sent, not even
+    /// DISCONNECT. For a server whose CONNACK could not be sent after all.
+    pub fn abort(&mut self) {
+        self.transmit.clear();
+        self.state = State::Closed;
+    }
+
     /// Ends the connection with DISCONNECT (in v3 the reason code and
     /// properties are not sent).
     pub fn disconnect(&mut self, reason_code: ReasonCode, properties: Properties) {
