@@ -438,9 +438,10 @@ impl Shared {
         if message.retain {
             routed.note(self.retain(&message));
         }
+        let body_id = std::sync::OnceLock::new();
         let journal = (persistent && message.qos != QoS::AtMostOnce).then(|| Journal {
             store: &*self.store,
-            message: self.store.next_id(),
+            message: &body_id,
         });
         let limits = self.queue_limits();
         for target in targets {
@@ -585,9 +586,10 @@ impl Shared {
             ..self.queue_limits()
         };
         for message in matching {
+            let body_id = std::sync::OnceLock::new();
             let journal = self.store.is_persistent().then(|| Journal {
                 store: &*self.store,
-                message: self.store.next_id(),
+                message: &body_id,
             });
             let delivery = Delivery {
                 qos: message.qos.min(options.qos),

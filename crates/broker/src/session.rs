@@ -67,8 +67,9 @@ pub struct Delivery {
 pub struct Journal<'a> {
     /// The store.
     pub store: &'a dyn Store,
-    /// The id of the message's body.
-    pub message: u64,
+    /// The id of the message's body, taken when a session first needs it
+    /// (most messages go to no persistent session).
+    pub message: &'a std::sync::OnceLock<u64>,
 }
 
 /// Why a message was not queued.
@@ -206,7 +207,7 @@ impl Session {
         let seq = match journal {
             Some(j) if inner.persistent && delivery.qos != QoS::AtMostOnce => {
                 let stored = Stored {
-                    message: j.message,
+                    message: *j.message.get_or_init(|| j.store.next_id()),
                     entry: j.store.next_id(),
                 };
                 let seq = j.store.submit(Op::Enqueue {
