@@ -439,7 +439,7 @@ impl Shared {
             routed.note(self.retain(&message));
         }
         let body_id = std::sync::OnceLock::new();
-        let journal = (persistent && message.qos != QoS::AtMostOnce).then(|| Journal {
+        let journal = (persistent && message.qos != QoS::AtMostOnce).then_some(Journal {
             store: &*self.store,
             message: &body_id,
         });
@@ -587,7 +587,7 @@ impl Shared {
         };
         for message in matching {
             let body_id = std::sync::OnceLock::new();
-            let journal = self.store.is_persistent().then(|| Journal {
+            let journal = self.store.is_persistent().then_some(Journal {
                 store: &*self.store,
                 message: &body_id,
             });
