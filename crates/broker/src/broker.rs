@@ -463,9 +463,10 @@ impl Shared {
                 seq: 0,
             };
             match session.enqueue(delivery, limits, journal) {
-                Ok(seq) => {
+                Ok(queued) => {
                     routed.queued += 1;
-                    routed.note(seq);
+                    routed.note(queued.seq);
+                    self.count_evicted(session, queued.evicted);
                 }
                 Err(refused) => {
                     routed.refused += 1;
@@ -490,6 +491,16 @@ impl Shared {
                 "message queue full: dropping messages for this client (QoS 0 first); \
                  raise limits.max_queued_messages or check the client (logged once per session)"
             );
+        }
+    }
+
+    /// Counts QoS 0 messages a full queue dropped to make room.
+    fn count_evicted(&self, session: &Session, evicted: u64) {
+        if evicted > 0 {
+            self.count_drop(session, Refused::QueueFull);
+            self.stats
+                .messages_dropped
+                .fetch_add(evicted - 1, Ordering::Relaxed);
         }
     }
 
@@ -599,8 +610,9 @@ impl Shared {
                 stored: None,
                 seq: 0,
             };
-            if let Err(refused) = session.enqueue(delivery, limits, journal) {
-                self.count_drop(session, refused);
+            match session.enqueue(delivery, limits, journal) {
+                Ok(queued) => self.count_evicted(session, queued.evicted),
+                Err(refused) => self.count_drop(session, refused),
             }
         }
     }

@@ -72,6 +72,16 @@ pub struct Journal<'a> {
     pub message: &'a std::sync::OnceLock<u64>,
 }
 
+/// A message queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    /// The store op recording it, for a persistent session's QoS 1/2
+    /// message: the publisher's acknowledgement waits for it.
+    pub seq: Option<Seq>,
+    /// Older QoS 0 messages dropped to make room for it.
+    pub evicted: u64,
+}
+
 /// Why a message was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -176,10 +186,13 @@ impl Session {
         mut delivery: Delivery,
         limits: QueueLimits,
         journal: Option<Journal<'_>>,
-    ) -> Result<Option<Seq>, Refused> {
+    ) -> Result<Queued, Refused> {
         let mut inner = self.lock();
         if inner.ended {
-            return Ok(None);
+            return Ok(Queued {
+                seq: None,
+                evicted: 0,
+            });
         }
         if inner.owner.is_none() && delivery.qos == QoS::AtMostOnce && !limits.qos0_offline {
             return Err(Refused::Offline);
@@ -190,6 +203,7 @@ impl Session {
             return Err(Refused::QueueFull);
         };
         let size = message.payload.len();
+        let mut evicted = 0;
         while inner.queue.len() >= limits.messages || inner.queued_bytes + size > limits.bytes {
             let oldest_qos0 = match inner.queued_qos0 {
                 0 => None,
@@ -202,6 +216,7 @@ impl Session {
             if let Some(old) = inner.queue.remove(index) {
                 inner.forget(&old);
                 inner.dropped += 1;
+                evicted += 1;
             }
         }
         let seq = match journal {
@@ -227,7 +242,7 @@ impl Session {
         inner.remember(&delivery);
         inner.queue.push_back(delivery);
         wake(inner);
-        Ok(seq)
+        Ok(Queued { seq, evicted })
     }
 
     /// Asks the connection holding the session, if any, to let go with
@@ -429,8 +444,8 @@ mod tests {
             .unwrap();
         s.enqueue(delivery(QoS::AtLeastOnce, 3), LIMITS, None)
             .unwrap();
-        s.enqueue(delivery(QoS::AtLeastOnce, 4), LIMITS, None)
-            .unwrap();
+        let queued = s.enqueue(delivery(QoS::AtLeastOnce, 4), LIMITS, None);
+        assert_eq!(queued.unwrap().evicted, 1, "the QoS 0 message made room");
         assert_eq!(
             s.enqueue(delivery(QoS::AtLeastOnce, 5), LIMITS, None),
             Err(Refused::QueueFull)
