@@ -622,9 +622,9 @@ impl Shared {
         &*self.store
     }
 
-    /// The highest QoS the broker grants.
+    /// The highest QoS the broker accepts and grants.
     pub fn maximum_qos(&self) -> QoS {
-        QoS::ExactlyOnce
+        self.config.maximum_qos()
     }
 }
 

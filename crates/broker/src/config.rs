@@ -31,6 +31,66 @@ pub struct Config {
     pub queue_qos0: bool,
     /// Limits, each with a safe default.
     pub limits: Limits,
+    /// MQTT features that can be turned off; MQTT 5 clients are told in
+    /// CONNACK, and what is off is refused.
+    pub features: Features,
+}
+
+/// MQTT features the broker offers. Each is announced to MQTT 5 clients in
+/// CONNACK exactly as configured, and enforced.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Features {
+    /// Highest QoS accepted and granted (0, 1 or 2).
+    pub maximum_qos: u8,
+    /// Retained messages.
+    pub retain: bool,
+    /// Subscriptions with `+` and `#`.
+    pub wildcard_subscriptions: bool,
+    /// Subscription Identifiers (MQTT 5).
+    pub subscription_identifiers: bool,
+    /// Shared subscriptions, `$share/GROUP/FILTER`.
+    pub shared_subscriptions: bool,
+    /// How a shared subscription's group picks the member for a message.
+    pub shared_subscription_strategy: SharedStrategy,
+    /// The broker names topics by Topic Alias towards MQTT 5 clients that
+    /// accept aliases.
+    pub outbound_topic_aliases: bool,
+    /// Response Information sent to a client that asks for it (Request
+    /// Response Information): this prefix, then the client id. Empty: none.
+    pub response_information: String,
+    /// Messages that say their payload is UTF-8 (Payload Format Indicator
+    /// 1) are checked, and refused with 0x99 when it is not.
+    pub validate_utf8_payload: bool,
+}
+
+/// How a shared subscription's group picks the member for a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedStrategy {
+    /// Each member in turn.
+    RoundRobin,
+    /// A member at random.
+    Random,
+    /// The same member for all messages of one publisher, while it can
+    /// take them.
+    Sticky,
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Features {
+            maximum_qos: 2,
+            retain: true,
+            wildcard_subscriptions: true,
+            subscription_identifiers: true,
+            shared_subscriptions: true,
+            shared_subscription_strategy: SharedStrategy::RoundRobin,
+            outbound_topic_aliases: true,
+            response_information: "response/".into(),
+            validate_utf8_payload: true,
+        }
+    }
 }
 
 /// When acknowledged state reaches the disk.
@@ -53,9 +113,13 @@ pub struct Limits {
     pub max_connections: usize,
     /// Largest packet accepted, in bytes (announced to v5 clients).
     pub max_packet_size: u32,
-    /// QoS 1/2 messages in flight to one client, and the Receive Maximum
-    /// announced to it.
+    /// QoS 1/2 messages in flight to one client (fewer if the client's
+    /// Receive Maximum is lower).
     pub max_inflight: u16,
+    /// QoS 1/2 messages one client may have unacknowledged towards the
+    /// broker: the Receive Maximum announced to MQTT 5 clients, whose
+    /// excess is a protocol error (0x93).
+    pub receive_maximum: u16,
     /// Messages queued for one session beyond those in flight.
     pub max_queued_messages: usize,
     /// Payload bytes queued for one session.
@@ -87,6 +151,7 @@ impl Default for Config {
             sys_interval: 10,
             queue_qos0: false,
             limits: Limits::default(),
+            features: Features::default(),
         }
     }
 }
@@ -97,6 +162,7 @@ impl Default for Limits {
             max_connections: 10_000,
             max_packet_size: 1024 * 1024,
             max_inflight: 100,
+            receive_maximum: 32,
             max_queued_messages: 1000,
             max_queued_bytes: 64 * 1024 * 1024,
             max_topic_levels: 200,
@@ -152,10 +218,18 @@ impl Config {
         check("limits.max_connections", l.max_connections, 1, usize::MAX)?;
         check("limits.max_packet_size", l.max_packet_size, 16, 268_435_460)?;
         check("limits.max_inflight", l.max_inflight, 1, u16::MAX)?;
+        check("limits.receive_maximum", l.receive_maximum, 1, u16::MAX)?;
+        check("features.maximum_qos", self.features.maximum_qos, 0, 2)?;
         check("limits.max_topic_levels", l.max_topic_levels, 1, 65_535)?;
         check("limits.max_client_id_len", l.max_client_id_len, 1, 65_535)?;
         check("limits.max_keep_alive", l.max_keep_alive, 1, u16::MAX)?;
         Ok(())
+    }
+
+    /// The highest QoS the broker accepts and grants.
+    pub fn maximum_qos(&self) -> pigeon_proto::QoS {
+        pigeon_proto::QoS::from_u8(self.features.maximum_qos)
+            .unwrap_or(pigeon_proto::QoS::ExactlyOnce)
     }
 
     /// `sys_interval` as a duration, or `None` when `$SYS` is off.

@@ -107,6 +107,10 @@ impl Conn {
     fn new(shared: Arc<Shared>, stream: TcpStream) -> Conn {
         let config = flow::Config {
             max_inflight: shared.config.limits.max_inflight,
+            max_outbound_aliases: match shared.config.features.outbound_topic_aliases {
+                true => u16::MAX,
+                false => 0,
+            },
             ..flow::Config::default()
         };
         Conn {
@@ -457,12 +461,27 @@ impl Conn {
         self.note(attached.seq);
         // MQTT-3.2.2-2 / -3 (5.0), MQTT-3.2.2-1 / -2 (3.1.1).
         connack.session_present = attached.present;
+        // What is off is announced (and enforced by the flow from these
+        // properties, for 3.x clients too, which do not see them).
+        let features = &shared.config.features;
+        let p = &mut connack.properties;
+        let maximum_qos = shared.maximum_qos();
+        p.maximum_qos = (maximum_qos != QoS::ExactlyOnce).then_some(maximum_qos);
+        p.retain_available = (!features.retain).then_some(false);
         if v5 {
-            let p = &mut connack.properties;
-            p.receive_maximum = Some(limits.max_inflight);
+            p.receive_maximum = Some(limits.receive_maximum);
             p.maximum_packet_size = Some(limits.max_packet_size);
             p.topic_alias_maximum = Some(limits.topic_alias_maximum);
-            p.shared_subscription_available = Some(false);
+            p.wildcard_subscription_available = (!features.wildcard_subscriptions).then_some(false);
+            p.subscription_identifier_available =
+                (!features.subscription_identifiers).then_some(false);
+            p.shared_subscription_available = (!features.shared_subscriptions).then_some(false);
+            // MQTT-3.1.2-28 (5.0): Response Information only when asked.
+            let asked = connect.properties.request_response_information == Some(true);
+            if asked && !features.response_information.is_empty() {
+                let info = format!("{}{client_id}", features.response_information);
+                p.response_information = info.as_str().try_into().ok();
+            }
             // §3.2.2.3.14: tell the client the keep-alive it must use when
             // it asked for more than the maximum (or none at all).
             let too_long = connect.keep_alive == 0 || connect.keep_alive > limits.max_keep_alive;
@@ -516,6 +535,13 @@ impl Conn {
             if will.topic.check_levels(limits.max_topic_levels).is_err() {
                 return Some(ReasonCode::TOPIC_NAME_INVALID);
             }
+            // MQTT-3.2.2-12, MQTT-3.2.2-13 (5.0).
+            if will.qos > self.shared.maximum_qos() {
+                return Some(ReasonCode::QOS_NOT_SUPPORTED);
+            }
+            if will.retain && !self.shared.config.features.retain {
+                return Some(ReasonCode::RETAIN_NOT_SUPPORTED);
+            }
         }
         None
     }
@@ -534,6 +560,12 @@ impl Conn {
         } else if publish.topic.as_str().starts_with("$SYS") {
             // Catalogue P5: clients do not write the broker's own topics.
             ReasonCode::NOT_AUTHORIZED
+        } else if self.shared.config.features.validate_utf8_payload
+            && publish.properties.payload_format_indicator == Some(true)
+            && std::str::from_utf8(&publish.payload).is_err()
+        {
+            // §3.3.2.3.2 (5.0): a payload said to be UTF-8 that is not.
+            ReasonCode::PAYLOAD_FORMAT_INVALID
         } else {
             publish.dup = false;
             // A QoS 2 message and the record of its identifier are stored
@@ -568,7 +600,13 @@ impl Conn {
                 _ => ReasonCode::SUCCESS,
             }
         };
-        let Some(id) = packet_id else { return };
+        let Some(id) = packet_id else {
+            if code == ReasonCode::PAYLOAD_FORMAT_INVALID {
+                // QoS 0 has no acknowledgement to carry it (§3.3.2.3.2).
+                self.flow.disconnect(code, Properties::default());
+            }
+            return;
+        };
         if qos == QoS::ExactlyOnce && code.is_error() {
             // A refused QoS 2 message ends its exchange at PUBREC (§4.3.3):
             // its identifier is free again, on disk too.
@@ -603,11 +641,25 @@ impl Conn {
             .copied();
         let shared = self.shared.clone();
         let limits = &shared.config.limits;
+        let features = &shared.config.features;
+        if identifier.is_some() && !features.subscription_identifiers {
+            // §3.8.2.1.2 (5.0): a Subscription Identifier the server said it
+            // does not support is a protocol error.
+            self.flow.disconnect(
+                ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED,
+                Properties::default(),
+            );
+            return;
+        }
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         for f in subscribe.filters {
             let parsed = Filter::parse_with_max_levels(f.filter, limits.max_topic_levels);
             let code = match parsed {
                 Err(_) => ReasonCode::TOPIC_FILTER_INVALID,
+                // §3.9.3 (5.0) 0xA2: wildcards the server does not offer.
+                Ok(f) if !features.wildcard_subscriptions && has_wildcard(&f) => {
+                    ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED
+                }
                 Ok(Filter::Shared(_)) => ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
                 Ok(Filter::Plain(_))
                     if session.lock().subscriptions.len() >= limits.max_subscriptions =>
@@ -912,6 +964,15 @@ fn session_expiry(connect: &Connect, max: u32) -> Option<u32> {
         _ if connect.clean_start => Some(0),
         _ => None,
     }
+}
+
+/// Whether a subscription's filter has `+` or `#`.
+fn has_wildcard(filter: &Filter) -> bool {
+    let f = match filter {
+        Filter::Plain(f) => f.as_str(),
+        Filter::Shared(s) => s.filter().as_str(),
+    };
+    f.contains(['+', '#'])
 }
 
 /// A unique-enough number for assigned client ids.

@@ -16,6 +16,7 @@ impl Connection {
         self.keep_alive = Duration::from_secs(connect.keep_alive.into());
         self.peer.apply_announced(&connect.properties);
         let alias_max = connect.properties.topic_alias_maximum.unwrap_or(0);
+        let alias_max = alias_max.min(self.config.max_outbound_aliases);
         self.outbound_aliases = alias::Outbound::new(alias_max);
         self.session_expiry_zero = connect.properties.session_expiry_interval.unwrap_or(0) == 0;
         self.clean_start = connect.clean_start;
@@ -101,6 +102,7 @@ impl Connection {
         }
         self.peer.apply_announced(&connack.properties);
         let alias_max = connack.properties.topic_alias_maximum.unwrap_or(0);
+        let alias_max = alias_max.min(self.config.max_outbound_aliases);
         self.outbound_aliases = alias::Outbound::new(alias_max);
         if let Some(keep_alive) = connack.properties.server_keep_alive {
             // MQTT-3.2.2-21: the client must use the server's value.

@@ -58,6 +58,9 @@ pub struct Config {
     pub max_inflight: u16,
     /// How long a server waits for CONNECT after the connection opens.
     pub connect_timeout: Option<Duration>,
+    /// Most topic aliases used towards the peer (below its Topic Alias
+    /// Maximum); 0 sends every topic in full.
+    pub max_outbound_aliases: u16,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
         Config {
             max_inflight: 1024,
             connect_timeout: Some(Duration::from_secs(10)),
+            max_outbound_aliases: u16::MAX,
         }
     }
 }

@@ -1,0 +1,404 @@
+//! The MQTT 5.0 feature set on the wire (issue 5): what CONNACK announces
+//! and how it is enforced, properties passed through, topic aliases, message
+//! expiry, will delay, request/response. Each test cites the normative ids
+//! it checks.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use pigeon_proto::codec::{ConnAck, Subscribe, SubscribeFilter, Will};
+use pigeon_proto::codec::{RetainHandling, SubscriptionOptions};
+use pigeon_proto::topic::TopicName;
+use pigeon_proto::{Packet, PacketId, Protocol, QoS, ReasonCode};
+
+const V5: Protocol = Protocol::V5;
+
+fn connack(packet: Packet) -> ConnAck {
+    match packet {
+        Packet::ConnAck(c) => c,
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+}
+
+fn last_disconnect(seen: &[Packet]) -> Option<ReasonCode> {
+    match seen {
+        [.., Packet::Disconnect(d)] => Some(d.reason_code),
+        _ => None,
+    }
+}
+
+fn will(topic: &str, qos: QoS, retain: bool) -> Will {
+    Will {
+        topic: TopicName::try_from(topic).unwrap(),
+        payload: b"gone"[..].into(),
+        qos,
+        retain,
+        properties: Default::default(),
+    }
+}
+
+fn subscribe_with(
+    id: u16,
+    filter: &str,
+    options: SubscriptionOptions,
+    sub_id: Option<u32>,
+) -> Packet {
+    let mut s = Subscribe {
+        packet_id: PacketId::new(id).unwrap(),
+        properties: Default::default(),
+        filters: vec![SubscribeFilter {
+            filter: filter.try_into().unwrap(),
+            options,
+        }],
+    };
+    if let Some(sub_id) = sub_id {
+        s.properties.subscription_identifiers = vec![sub_id];
+    }
+    Packet::Subscribe(s)
+}
+
+fn qos(q: QoS) -> SubscriptionOptions {
+    SubscriptionOptions {
+        qos: q,
+        ..Default::default()
+    }
+}
+
+/// Subscribes `c` to `filter` and returns the SUBACK codes.
+async fn sub(c: &mut Raw, filter: &str, q: QoS) -> Vec<ReasonCode> {
+    c.send(subscribe(1, &[(filter, q)])).await;
+    match c.recv().await {
+        Some(Packet::SubAck(s)) => s.reason_codes,
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connack_announces_the_defaults() {
+    // §3.2.2.3: Receive Maximum bounded (32), everything else offered, so
+    // the "not available" properties are absent (absent means available).
+    let broker = broker().await;
+    let (_c, reply) = Raw::connect_with(&broker, connect_packet(V5, "a", true)).await;
+    let p = connack(reply).properties;
+    assert_eq!(p.receive_maximum, Some(32));
+    assert_eq!(p.maximum_packet_size, Some(1024 * 1024));
+    assert_eq!(p.topic_alias_maximum, Some(64));
+    assert_eq!(p.maximum_qos, None);
+    assert_eq!(p.retain_available, None);
+    assert_eq!(p.wildcard_subscription_available, None);
+    assert_eq!(p.subscription_identifier_available, None);
+    assert_eq!(p.shared_subscription_available, None);
+    assert_eq!(p.response_information, None, "not asked for");
+}
+
+#[tokio::test]
+async fn features_turned_off_are_announced_and_enforced() {
+    let broker = broker_with(|c| {
+        c.features.maximum_qos = 1;
+        c.features.retain = false;
+        c.features.wildcard_subscriptions = false;
+        c.features.subscription_identifiers = false;
+        c.features.shared_subscriptions = false;
+    })
+    .await;
+    let (mut c, reply) = Raw::connect_with(&broker, connect_packet(V5, "a", true)).await;
+    let p = connack(reply).properties;
+    // MQTT-3.2.2-9
+    assert_eq!(p.maximum_qos, Some(QoS::AtLeastOnce));
+    assert_eq!(p.retain_available, Some(false));
+    assert_eq!(p.wildcard_subscription_available, Some(false));
+    assert_eq!(p.subscription_identifier_available, Some(false));
+    assert_eq!(p.shared_subscription_available, Some(false));
+
+    // MQTT-3.2.2-10, MQTT-3.8.4-7: QoS 2 requested, QoS 1 granted; 0xA2 for
+    // a wildcard, 0x9E for a shared subscription.
+    assert_eq!(
+        sub(&mut c, "t", QoS::ExactlyOnce).await,
+        [ReasonCode::GRANTED_QOS_1]
+    );
+    assert_eq!(
+        sub(&mut c, "t/+", QoS::AtMostOnce).await,
+        [ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED]
+    );
+    assert_eq!(
+        sub(&mut c, "$share/g/t", QoS::AtMostOnce).await,
+        [ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED]
+    );
+
+    // A Subscription Identifier the server does not offer: DISCONNECT 0xA1.
+    c.send(subscribe_with(2, "u", qos(QoS::AtMostOnce), Some(7)))
+        .await;
+    assert_eq!(
+        last_disconnect(&c.closed().await),
+        Some(ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED)
+    );
+
+    // A QoS 2 PUBLISH above Maximum QoS: DISCONNECT 0x9B.
+    let mut c = Raw::connect(&broker, V5, "b").await;
+    c.send(Packet::Publish(publish("t", b"x", QoS::ExactlyOnce, 1)))
+        .await;
+    assert_eq!(
+        last_disconnect(&c.closed().await),
+        Some(ReasonCode::QOS_NOT_SUPPORTED)
+    );
+
+    // RETAIN while Retain Available is 0: DISCONNECT 0x9A.
+    let mut c = Raw::connect(&broker, V5, "c").await;
+    let mut retained = publish("t", b"x", QoS::AtMostOnce, 0);
+    retained.retain = true;
+    c.send(Packet::Publish(retained)).await;
+    assert_eq!(
+        last_disconnect(&c.closed().await),
+        Some(ReasonCode::RETAIN_NOT_SUPPORTED)
+    );
+}
+
+#[tokio::test]
+async fn a_will_the_broker_cannot_honour_is_refused_at_connect() {
+    // MQTT-3.2.2-12: Will QoS above Maximum QoS gets CONNACK 0x9B;
+    // MQTT-3.2.2-13: Will Retain without retain support gets 0x9A.
+    let broker = broker_with(|c| {
+        c.features.maximum_qos = 1;
+        c.features.retain = false;
+    })
+    .await;
+    let mut connect = connect_packet(V5, "w", true);
+    connect.will = Some(will("w/gone", QoS::ExactlyOnce, false));
+    let (_c, reply) = Raw::connect_with(&broker, connect).await;
+    assert_eq!(connack(reply).reason_code, ReasonCode::QOS_NOT_SUPPORTED);
+    let mut connect = connect_packet(V5, "w", true);
+    connect.will = Some(will("w/gone", QoS::AtLeastOnce, true));
+    let (_c, reply) = Raw::connect_with(&broker, connect).await;
+    assert_eq!(connack(reply).reason_code, ReasonCode::RETAIN_NOT_SUPPORTED);
+}
+
+#[tokio::test]
+async fn more_unacknowledged_publishes_than_receive_maximum_is_disconnected_0x93() {
+    // §3.3.4 (MQTT-3.3.4-7 is the client's duty; the server answers a
+    // breach with DISCONNECT 0x93). QoS 2 messages never released pin state.
+    let broker = broker_with(|c| c.limits.receive_maximum = 2).await;
+    let (mut c, reply) = Raw::connect_with(&broker, connect_packet(V5, "p", true)).await;
+    assert_eq!(connack(reply).properties.receive_maximum, Some(2));
+    for n in 1..=2 {
+        c.send(Packet::Publish(publish("t", b"x", QoS::ExactlyOnce, n)))
+            .await;
+        assert!(matches!(c.recv().await, Some(Packet::PubRec(_))));
+    }
+    c.send(Packet::Publish(publish("t", b"x", QoS::ExactlyOnce, 3)))
+        .await;
+    assert_eq!(
+        last_disconnect(&c.closed().await),
+        Some(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED)
+    );
+}
+
+#[tokio::test]
+async fn response_information_only_when_requested() {
+    // MQTT-3.1.2-28: none unless asked; asked, the configured prefix and
+    // the client id.
+    let broker = broker().await;
+    let mut connect = connect_packet(V5, "asker", true);
+    connect.properties.request_response_information = Some(true);
+    let (_c, reply) = Raw::connect_with(&broker, connect).await;
+    let info = connack(reply).properties.response_information.clone();
+    assert_eq!(info.as_deref(), Some("response/asker"));
+    let mut connect = connect_packet(V5, "quiet", true);
+    connect.properties.request_response_information = Some(false);
+    let (_c, reply) = Raw::connect_with(&broker, connect).await;
+    assert_eq!(connack(reply).properties.response_information, None);
+}
+
+#[tokio::test]
+async fn message_properties_reach_subscribers_unaltered() {
+    // MQTT-3.3.2-4 (Payload Format Indicator), MQTT-3.3.2-17 (User
+    // Properties, in order), MQTT-3.3.2-15/-16 (Response Topic, Correlation
+    // Data), MQTT-3.3.2-20 (Content Type).
+    let broker = broker().await;
+    let mut s = Raw::connect(&broker, V5, "s").await;
+    sub(&mut s, "req/#", QoS::AtLeastOnce).await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    let mut m = publish("req/1", "héllo".as_bytes(), QoS::AtLeastOnce, 1);
+    let props = &mut m.properties;
+    props.payload_format_indicator = Some(true);
+    props.content_type = Some("text/plain; charset=utf-8".try_into().unwrap());
+    props.response_topic = Some(TopicName::try_from("resp/1").unwrap());
+    props.correlation_data = Some(b"\x00\x01corr"[..].into());
+    props.user_properties = vec![
+        ("b".try_into().unwrap(), "2".try_into().unwrap()),
+        ("a".try_into().unwrap(), "1".try_into().unwrap()),
+        ("b".try_into().unwrap(), "3".try_into().unwrap()),
+    ];
+    let sent = m.properties.clone();
+    p.send(Packet::Publish(m)).await;
+    let got = expect_publish(s.recv().await);
+    assert_eq!(got.payload, "héllo".as_bytes());
+    assert_eq!(
+        got.properties.payload_format_indicator,
+        sent.payload_format_indicator
+    );
+    assert_eq!(got.properties.content_type, sent.content_type);
+    assert_eq!(got.properties.response_topic, sent.response_topic);
+    assert_eq!(got.properties.correlation_data, sent.correlation_data);
+    assert_eq!(got.properties.user_properties, sent.user_properties);
+}
+
+#[tokio::test]
+async fn a_payload_marked_utf8_that_is_not_gets_0x99() {
+    // §3.3.2.3.2: PUBACK 0x99 Payload format invalid; it goes to nobody.
+    let broker = broker().await;
+    let mut s = Raw::connect(&broker, V5, "s").await;
+    sub(&mut s, "t", QoS::AtLeastOnce).await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    let mut bad = publish("t", &[0xff, 0xfe], QoS::AtLeastOnce, 1);
+    bad.properties.payload_format_indicator = Some(true);
+    p.send(Packet::Publish(bad)).await;
+    match p.recv().await {
+        Some(Packet::PubAck(a)) => assert_eq!(a.reason_code, ReasonCode::PAYLOAD_FORMAT_INVALID),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+    assert!(s.recv_within(Duration::from_millis(300)).await.is_none());
+    // Binary payloads (indicator 0 or absent) are not checked.
+    let mut binary = publish("t", &[0xff, 0xfe], QoS::AtLeastOnce, 2);
+    binary.properties.payload_format_indicator = Some(false);
+    p.send(Packet::Publish(binary)).await;
+    assert_eq!(expect_publish(s.recv().await).payload, [0xff, 0xfe][..]);
+}
+
+/// A v5 subscriber that accepts `aliases` topic aliases.
+async fn alias_subscriber(broker: &pigeon_broker::Broker, aliases: u16) -> Raw {
+    let mut connect = connect_packet(V5, "s", true);
+    connect.properties.topic_alias_maximum = Some(aliases);
+    let (mut s, _) = Raw::connect_with(broker, connect).await;
+    sub(&mut s, "long/topic/name", QoS::AtMostOnce).await;
+    s
+}
+
+#[tokio::test]
+async fn topics_are_aliased_towards_clients_that_accept_aliases() {
+    // §3.3.2.3.4, MQTT-3.3.2-9 / -10: never above the client's Topic Alias
+    // Maximum; the first message sets the alias, later ones name it alone.
+    let broker = broker().await;
+    let mut s = alias_subscriber(&broker, 4).await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    for n in 0..3u8 {
+        p.send(Packet::Publish(publish(
+            "long/topic/name",
+            &[n],
+            QoS::AtMostOnce,
+            0,
+        )))
+        .await;
+    }
+    let first = expect_publish(s.recv().await);
+    assert_eq!(first.topic.as_str(), "long/topic/name");
+    let alias = first.properties.topic_alias.expect("alias set");
+    assert!((1..=4).contains(&alias));
+    for n in 1..3u8 {
+        let next = expect_publish(s.recv().await);
+        assert_eq!(next.topic.as_str(), "", "named by alias alone");
+        assert_eq!(next.properties.topic_alias, Some(alias));
+        assert_eq!(next.payload, [n][..]);
+    }
+
+    // Turned off in config: full topics only.
+    let broker = broker_with(|c| c.features.outbound_topic_aliases = false).await;
+    let mut s = alias_subscriber(&broker, 4).await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    for n in 0..2u8 {
+        p.send(Packet::Publish(publish(
+            "long/topic/name",
+            &[n],
+            QoS::AtMostOnce,
+            0,
+        )))
+        .await;
+        let got = expect_publish(s.recv().await);
+        assert_eq!(got.topic.as_str(), "long/topic/name");
+        assert_eq!(got.properties.topic_alias, None);
+    }
+}
+
+#[tokio::test]
+async fn retain_handling_and_retain_as_published() {
+    // MQTT-3.3.1-9/-10/-11 (Retain Handling 0, 1, 2), MQTT-3.3.1-12/-13
+    // (Retain As Published).
+    let broker = broker().await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    let mut m = publish("r", b"kept", QoS::AtLeastOnce, 1);
+    m.retain = true;
+    p.send(Packet::Publish(m)).await;
+    p.recv().await;
+    let mut s = Raw::connect(&broker, V5, "s").await;
+    let at_new = SubscriptionOptions {
+        qos: QoS::AtLeastOnce,
+        retain_handling: RetainHandling::SendAtNewSubscribe,
+        ..Default::default()
+    };
+    for (n, expect_retained) in [(1u16, true), (2, false)] {
+        s.send(subscribe_with(n, "r", at_new, None)).await;
+        assert!(matches!(s.recv().await, Some(Packet::SubAck(_))));
+        let got = s.recv_within(Duration::from_millis(300)).await;
+        match expect_retained {
+            true => assert!(expect_publish(got).retain),
+            false => assert!(got.is_none(), "1: not again for an existing subscription"),
+        }
+    }
+    let never = SubscriptionOptions {
+        retain_handling: RetainHandling::DoNotSend,
+        ..at_new
+    };
+    let mut s2 = Raw::connect(&broker, V5, "s2").await;
+    s2.send(subscribe_with(1, "r", never, None)).await;
+    assert!(matches!(s2.recv().await, Some(Packet::SubAck(_))));
+    assert!(
+        s2.recv_within(Duration::from_millis(300)).await.is_none(),
+        "2: never"
+    );
+
+    // Live messages: RETAIN cleared unless Retain As Published.
+    let rap = SubscriptionOptions {
+        retain_as_published: true,
+        ..never
+    };
+    let mut s3 = Raw::connect(&broker, V5, "s3").await;
+    s3.send(subscribe_with(1, "r", rap, None)).await;
+    s3.recv().await;
+    let mut m = publish("r", b"again", QoS::AtLeastOnce, 2);
+    m.retain = true;
+    p.send(Packet::Publish(m)).await;
+    assert!(expect_publish(s3.recv().await).retain, "as published");
+    assert!(!expect_publish(s2.recv().await).retain, "cleared");
+}
+
+#[tokio::test]
+async fn no_local_keeps_a_clients_own_messages_from_it() {
+    // MQTT-3.8.3-3
+    let broker = broker().await;
+    let mut c = Raw::connect(&broker, V5, "c").await;
+    let options = SubscriptionOptions {
+        no_local: true,
+        ..qos(QoS::AtMostOnce)
+    };
+    c.send(subscribe_with(1, "chat", options, None)).await;
+    c.recv().await;
+    let mut other = Raw::connect(&broker, V5, "o").await;
+    c.send(Packet::Publish(publish(
+        "chat",
+        b"mine",
+        QoS::AtMostOnce,
+        0,
+    )))
+    .await;
+    other
+        .send(Packet::Publish(publish(
+            "chat",
+            b"theirs",
+            QoS::AtMostOnce,
+            0,
+        )))
+        .await;
+    assert_eq!(expect_publish(c.recv().await).payload, b"theirs"[..]);
+}
