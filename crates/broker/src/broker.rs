@@ -17,7 +17,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::router::{Router, SessionId, Subscription};
 use crate::session::{Body, Delivery, Journal, Owner, QueueLimits, Refused, Session};
-use crate::store::{EntryState, Group, Op, Recovered, RecoveredEntry, Seq, Store};
+use crate::store::{EntryState, Expiring, Group, Op, Recovered, RecoveredEntry, Seq, Store};
 
 /// Counters behind `$SYS` (mosquitto's names).
 #[derive(Debug, Default)]
@@ -38,6 +38,9 @@ pub struct Stats {
     pub messages_dropped: AtomicU64,
     /// Queued messages whose bodies left memory for the store.
     pub messages_spilled: AtomicU64,
+    /// Queued messages whose Message Expiry Interval passed before they
+    /// could be sent.
+    pub messages_expired: AtomicU64,
 }
 
 /// Where a published message went.
@@ -87,7 +90,8 @@ pub(crate) struct Shared {
     router: RwLock<Router>,
     sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
     by_id: RwLock<HashMap<SessionId, Arc<Session>>>,
-    retained: RwLock<HashMap<TopicName, Arc<Publish>>>,
+    /// Retained messages, with when each expires (Unix milliseconds).
+    retained: RwLock<HashMap<TopicName, Expiring>>,
     next_id: AtomicU64,
     /// Set once shutdown has begun.
     pub shutting_down: AtomicBool,
@@ -163,8 +167,8 @@ impl Shared {
             by_id.insert(id, session);
         }
         let mut retained = write(&self.retained);
-        for message in recovered.retained {
-            retained.insert(message.topic.clone(), message);
+        for (message, expires_at) in recovered.retained {
+            retained.insert(message.topic.clone(), (message, expires_at));
         }
         drop((router, sessions, by_id, retained));
         if count > 0 {
@@ -435,8 +439,10 @@ impl Shared {
             };
         }
         let mut routed = Routed::default();
+        // MQTT-3.3.2-5 (5.0): the expiry counts from now.
+        let expires_at = deadline(&message);
         if message.retain {
-            routed.note(self.retain(&message));
+            routed.note(self.retain(&message, expires_at));
         }
         let body_id = std::sync::OnceLock::new();
         let journal = (persistent && message.qos != QoS::AtMostOnce).then_some(Journal {
@@ -459,6 +465,7 @@ impl Shared {
                 // Published.
                 retain: message.retain && target.retain_as_published,
                 identifiers: target.identifiers,
+                expires_at,
                 stored: None,
                 seq: 0,
             };
@@ -505,7 +512,7 @@ impl Shared {
     }
 
     /// Sets or clears a retained message; returns the store op doing it.
-    fn retain(&self, message: &Arc<Publish>) -> Option<Seq> {
+    fn retain(&self, message: &Arc<Publish>, expires_at: Option<u64>) -> Option<Seq> {
         let mut retained = write(&self.retained);
         let op = if message.payload.is_empty() {
             // MQTT-3.3.1-6 (3.1.1) / MQTT-3.3.1-6 (5.0): an empty payload
@@ -515,9 +522,10 @@ impl Shared {
                 topic: message.topic.clone(),
             }
         } else {
-            retained.insert(message.topic.clone(), message.clone());
+            retained.insert(message.topic.clone(), (message.clone(), expires_at));
             Op::Retain {
                 message: message.clone(),
+                expires_at,
             }
         };
         // Submitted under the lock, so the store sees changes to one topic
@@ -525,6 +533,35 @@ impl Shared {
         // not worth a write.
         let keep = self.store.is_persistent() && !message.topic.as_str().starts_with("$SYS");
         keep.then(|| self.store.submit(op))
+    }
+
+    /// Drops retained messages whose expiry has passed (MQTT-3.3.2-5 in
+    /// 5.0), from the store too.
+    pub fn expire_retained(&self) {
+        let now = unix_millis();
+        let expired = |at: &Option<u64>| at.is_some_and(|at| at <= now);
+        // Looked for under the read lock: publishers are not held up by a
+        // sweep that finds nothing.
+        if !read(&self.retained).values().any(|(_, at)| expired(at)) {
+            return;
+        }
+        let mut retained = write(&self.retained);
+        let before = retained.len();
+        retained.retain(|topic, (_, at)| {
+            let keep = !expired(at);
+            if !keep && self.store.is_persistent() {
+                self.store.submit(Op::Unretain {
+                    topic: topic.clone(),
+                });
+            }
+            keep
+        });
+        if retained.len() < before {
+            tracing::debug!(
+                expired = before - retained.len(),
+                "retained messages expired"
+            );
+        }
     }
 
     /// Number of retained messages.
@@ -587,16 +624,18 @@ impl Shared {
         options: SubscriptionOptions,
         id: Option<u32>,
     ) {
-        let matching: Vec<Arc<Publish>> = read(&self.retained)
+        let now = unix_millis();
+        let matching: Vec<Expiring> = read(&self.retained)
             .iter()
-            .filter(|(topic, _)| filter.matches(topic))
+            // MQTT-3.3.2-5 (5.0): an expired retained message is not sent.
+            .filter(|(topic, (_, at))| filter.matches(topic) && at.is_none_or(|at| at > now))
             .map(|(_, m)| m.clone())
             .collect();
         let limits = QueueLimits {
             qos0_offline: true,
             ..self.queue_limits()
         };
-        for message in matching {
+        for (message, expires_at) in matching {
             let body_id = std::sync::OnceLock::new();
             let journal = self.store.is_persistent().then_some(Journal {
                 store: &*self.store,
@@ -607,6 +646,7 @@ impl Shared {
                 message: Body::Here(message),
                 retain: true,
                 identifiers: id.into_iter().collect(),
+                expires_at,
                 stored: None,
                 seq: 0,
             };
@@ -644,6 +684,20 @@ fn needs_store(
             }))
 }
 
+/// Milliseconds since the Unix epoch: message expiry deadlines are kept in
+/// wall-clock time, so they hold across restarts.
+pub(crate) fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// When `message` expires, from its Message Expiry Interval.
+fn deadline(message: &Publish) -> Option<u64> {
+    let secs = message.properties.message_expiry_interval?;
+    Some(unix_millis() + u64::from(secs) * 1000)
+}
+
 /// Seconds since the Unix epoch.
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -667,6 +721,8 @@ fn restore_entry(
                 qos: entry.qos,
                 retain: entry.retain,
                 identifiers: entry.identifiers,
+                // Stored with the body, read when it is sent.
+                expires_at: None,
                 stored: Some(entry.stored),
                 seq: 0,
             });

@@ -29,7 +29,7 @@ use crate::auth::Credentials;
 use crate::broker::Shared;
 use crate::router::Subscription;
 use crate::session::{Body, Delivery, Session};
-use crate::store::{Group, NotStored, Op, Pending, Seq, Stored};
+use crate::store::{Expiring, Group, NotStored, Op, Pending, Seq, Stored};
 
 /// Bytes reserved for the first socket read; doubled while reads fill it.
 const FIRST_READ_CHUNK: usize = 512;
@@ -752,6 +752,7 @@ impl Conn {
         // One lock per batch, not per message: the publisher's core and
         // this one share the session's lock.
         let mut batch = std::mem::take(&mut self.batch);
+        let now_ms = crate::broker::unix_millis();
         loop {
             session.take(self.flow.send_quota(), FILL_BATCH, &mut batch);
             let taken = batch.len();
@@ -759,8 +760,8 @@ impl Conn {
             let mut deliveries = batch.drain(..);
             let mut unread = None;
             for delivery in deliveries.by_ref() {
-                let message = match self.body(&delivery) {
-                    Ok(Some(message)) => message,
+                let (message, expires_at) = match self.body(&delivery) {
+                    Ok(Some(body)) => body,
                     Ok(None) => continue,
                     Err(_) => {
                         // Tried again at the next wake-up.
@@ -769,9 +770,32 @@ impl Conn {
                         break;
                     }
                 };
+                let remaining = match expires_at {
+                    None => None,
+                    Some(at) => match at.checked_sub(now_ms).filter(|&ms| ms > 0) {
+                        // MQTT-3.3.2-6 (5.0): the interval sent is what is
+                        // left of it (rounded up, so never 0).
+                        Some(ms) => Some(u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)),
+                        None => {
+                            // MQTT-3.3.2-5 (5.0): expired before it could be
+                            // sent: this subscriber's copy is deleted.
+                            if let Some(stored) = delivery.stored {
+                                self.record(|client_id| Op::Done { client_id, stored }, false);
+                            }
+                            self.shared
+                                .stats
+                                .messages_expired
+                                .fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    },
+                };
                 let mut publish = Publish::clone(&message);
                 publish.qos = delivery.qos;
                 publish.retain = delivery.retain;
+                if remaining.is_some() {
+                    publish.properties.message_expiry_interval = remaining;
+                }
                 if !delivery.identifiers.is_empty() {
                     publish.properties.subscription_identifiers = delivery.identifiers;
                 }
@@ -811,9 +835,9 @@ impl Conn {
     /// store has it. One the store lost (it cannot be read) is dropped,
     /// with its entry.
     /// `Err` if the store cannot be read right now: the delivery waits.
-    fn body(&mut self, delivery: &Delivery) -> Result<Option<Arc<Publish>>, NotStored> {
+    fn body(&mut self, delivery: &Delivery) -> Result<Option<Expiring>, NotStored> {
         let stored = match (&delivery.message, delivery.stored) {
-            (Body::Here(message), _) => return Ok(Some(message.clone())),
+            (Body::Here(message), _) => return Ok(Some((message.clone(), delivery.expires_at))),
             (Body::OnDisk { .. }, Some(stored)) => stored,
             (Body::OnDisk { .. }, None) => return Ok(None),
         };

@@ -159,6 +159,7 @@ async fn housekeeping(shared: Arc<Shared>, mut stop: broadcast::Receiver<()>) {
         tokio::select! {
             _ = expiry.tick() => {
                 shared.expire_sessions(tokio::time::Instant::now().into_std());
+                shared.expire_retained();
                 shared.spill_offline();
             }
             _ = sys.tick(), if sys_every.is_some() => sys::publish_all(&shared, &mut loads),

@@ -54,6 +54,10 @@ pub struct Delivery {
     pub retain: bool,
     /// Subscription identifiers to send (v5).
     pub identifiers: Vec<u32>,
+    /// When the message expires, in Unix milliseconds (v5 Message Expiry
+    /// Interval): not sent after that. Unknown for a body still on disk
+    /// (it is stored with the body).
+    pub expires_at: Option<u64>,
     /// Where it is on disk, for a persistent session's QoS 1/2 message.
     pub stored: Option<Stored>,
     /// The store op that wrote it there: once that is durable, the body
@@ -232,6 +236,7 @@ impl Session {
                     qos: delivery.qos,
                     retain: delivery.retain,
                     identifiers: delivery.identifiers.clone(),
+                    expires_at: delivery.expires_at,
                 });
                 delivery.stored = Some(stored);
                 delivery.seq = seq;
@@ -386,8 +391,9 @@ impl Inner {
     pub fn load_spilled(&mut self, store: &dyn Store) {
         for d in self.queue.iter_mut() {
             if let (Body::OnDisk { .. }, Some(stored)) = (&d.message, d.stored) {
-                if let Ok(Some(message)) = store.load(stored.message) {
+                if let Ok(Some((message, expires_at))) = store.load(stored.message) {
                     d.message = Body::Here(message);
+                    d.expires_at = expires_at;
                 }
             }
         }
@@ -415,6 +421,7 @@ mod tests {
             qos,
             retain: false,
             identifiers: Vec::new(),
+            expires_at: None,
             stored: None,
             seq: 0,
         }

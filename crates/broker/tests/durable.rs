@@ -319,3 +319,33 @@ fn a_data_directory_in_use_is_refused_with_one_clear_line() {
         "{line}"
     );
 }
+
+#[tokio::test]
+async fn message_expiry_holds_across_a_restart() {
+    // MQTT-3.3.2-5 / -6 (5.0): a queued message's deadline is stored with
+    // it: the broker being down does not stop its clock.
+    let dir = tempfile::tempdir().unwrap();
+    let broker = durable_broker(dir.path()).await;
+    let (mut s, _) = resume(&broker, V5, "s").await;
+    s.send(subscribe(1, &[("x/#", QoS::AtLeastOnce)])).await;
+    s.recv().await;
+    drop(s);
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    for (n, (topic, secs)) in [("x/short", 1), ("x/long", 100)].into_iter().enumerate() {
+        let mut m = publish(topic, b"m", QoS::AtLeastOnce, n as u16 + 1);
+        m.properties.message_expiry_interval = Some(secs);
+        p.send(Packet::Publish(m)).await;
+        assert!(matches!(p.recv().await, Some(Packet::PubAck(_))));
+    }
+    drop(p);
+    let broker = restart(broker, dir.path()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (mut s, present) = resume(&broker, V5, "s").await;
+    assert!(present);
+    let got = expect_publish(s.recv().await);
+    assert_eq!(got.topic.as_str(), "x/long");
+    let left = got.properties.message_expiry_interval.unwrap();
+    assert!((97..=99).contains(&left), "{left}");
+    assert!(s.recv_within(Duration::from_millis(300)).await.is_none());
+    broker.shutdown().await;
+}

@@ -402,3 +402,83 @@ async fn no_local_keeps_a_clients_own_messages_from_it() {
         .await;
     assert_eq!(expect_publish(c.recv().await).payload, b"theirs"[..]);
 }
+
+/// A v5 QoS 1 message with a Message Expiry Interval.
+fn expiring(topic: &str, payload: &[u8], id: u16, secs: u32) -> Packet {
+    let mut m = publish(topic, payload, QoS::AtLeastOnce, id);
+    m.properties.message_expiry_interval = Some(secs);
+    Packet::Publish(m)
+}
+
+/// A persistent v5 session for `client`, subscribed to `filter` at QoS 1,
+/// then disconnected.
+async fn away_subscriber(broker: &pigeon_broker::Broker, client: &str, filter: &str) {
+    let mut connect = connect_packet(V5, client, true);
+    connect.properties.session_expiry_interval = Some(600);
+    let (mut s, _) = Raw::connect_with(broker, connect).await;
+    sub(&mut s, filter, QoS::AtLeastOnce).await;
+    s.send(Packet::Disconnect(Default::default())).await;
+    s.closed().await;
+}
+
+async fn come_back(broker: &pigeon_broker::Broker, client: &str) -> Raw {
+    let mut connect = connect_packet(V5, client, false);
+    connect.properties.session_expiry_interval = Some(600);
+    let (s, reply) = Raw::connect_with(broker, connect).await;
+    assert!(connack(reply).session_present);
+    s
+}
+
+#[tokio::test]
+async fn queued_messages_expire_and_the_rest_carry_what_is_left_of_their_interval() {
+    // MQTT-3.3.2-5: an expired message is not delivered to a subscriber it
+    // has not started to reach; MQTT-3.3.2-6: the interval sent is the
+    // received one less the time it waited.
+    let broker = broker().await;
+    away_subscriber(&broker, "s", "e/#").await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    p.send(expiring("e/short", b"short", 1, 1)).await;
+    p.recv().await;
+    p.send(expiring("e/long", b"long", 2, 100)).await;
+    p.recv().await;
+    p.send(Packet::Publish(publish(
+        "e/none",
+        b"none",
+        QoS::AtLeastOnce,
+        3,
+    )))
+    .await;
+    p.recv().await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut s = come_back(&broker, "s").await;
+    let long = expect_publish(s.recv().await);
+    assert_eq!(long.payload, b"long"[..], "the 1 s message expired");
+    let left = long.properties.message_expiry_interval.unwrap();
+    assert!((97..=98).contains(&left), "waited 2 s of 100: {left}");
+    let none = expect_publish(s.recv().await);
+    assert_eq!(none.payload, b"none"[..]);
+    assert_eq!(none.properties.message_expiry_interval, None);
+}
+
+#[tokio::test]
+async fn an_expired_retained_message_is_not_sent() {
+    // MQTT-3.3.2-5 for retained messages.
+    let broker = broker().await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    for (topic, secs) in [("r/short", 1), ("r/long", 100)] {
+        let Packet::Publish(mut m) = expiring(topic, topic.as_bytes(), 1, secs) else {
+            unreachable!()
+        };
+        m.retain = true;
+        p.send(Packet::Publish(m)).await;
+        p.recv().await;
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut s = Raw::connect(&broker, V5, "s").await;
+    sub(&mut s, "r/#", QoS::AtLeastOnce).await;
+    let got = expect_publish(s.recv().await);
+    assert_eq!(got.topic.as_str(), "r/long");
+    assert!(got.retain);
+    assert!(got.properties.message_expiry_interval.unwrap() <= 98);
+    assert!(s.recv_within(Duration::from_millis(300)).await.is_none());
+}

@@ -340,7 +340,7 @@ impl Store for DurableStore {
         self.shared.healthy.load(Ordering::Acquire)
     }
 
-    fn load(&self, message: u64) -> Result<Option<Arc<pigeon_proto::codec::Publish>>, NotStored> {
+    fn load(&self, message: u64) -> Result<Option<super::Expiring>, NotStored> {
         let db = self
             .shared
             .db
@@ -507,7 +507,8 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
         let message = match record.state {
             EntryState::Sent(_) => messages
                 .get(record.message)?
-                .and_then(|v| decode_message(v.value())),
+                .and_then(|v| decode_message(v.value()))
+                .map(|(message, _)| message),
             _ => None,
         };
         sessions[i].queue.push(RecoveredEntry {
@@ -826,9 +827,10 @@ impl Writer {
                 qos,
                 retain,
                 identifiers,
+                expires_at,
             } => {
                 if refs.add(&self.refs, stored.message) {
-                    if let Some(body) = encode_message(message) {
+                    if let Some(body) = encode_message(message, *expires_at) {
                         t.messages.insert(stored.message, &body[..])?;
                     }
                 }
@@ -883,8 +885,11 @@ impl Writer {
             } => {
                 t.inbound_qos2.remove((&**client_id, packet_id.get()))?;
             }
-            Op::Retain { message } => {
-                if let Some(body) = encode_message(message) {
+            Op::Retain {
+                message,
+                expires_at,
+            } => {
+                if let Some(body) = encode_message(message, *expires_at) {
                     t.retained.insert(message.topic.as_str(), &body[..])?;
                 }
             }

@@ -31,6 +31,7 @@ mod durable;
 mod records;
 
 pub use durable::{DurableStore, Mode, OpenError};
+pub use records::Expiring;
 
 /// Position of an op in the order the store applies them.
 pub type Seq = u64;
@@ -95,6 +96,8 @@ pub enum Op {
         retain: bool,
         /// Subscription identifiers to send.
         identifiers: Vec<u32>,
+        /// When the message expires (Unix milliseconds), if it does.
+        expires_at: Option<u64>,
     },
     /// A QoS 2 message was sent with this packet identifier.
     Sent {
@@ -137,6 +140,8 @@ pub enum Op {
     Retain {
         /// The message.
         message: Arc<Publish>,
+        /// When it expires (Unix milliseconds), if it does.
+        expires_at: Option<u64>,
     },
     /// A retained message was cleared.
     Unretain {
@@ -210,8 +215,8 @@ pub struct NotStored;
 pub struct Recovered {
     /// Persistent sessions that had not expired.
     pub sessions: Vec<RecoveredSession>,
-    /// Retained messages.
-    pub retained: Vec<Arc<Publish>>,
+    /// Retained messages, with when they expire.
+    pub retained: Vec<Expiring>,
 }
 
 /// One session as the store held it.
@@ -292,7 +297,7 @@ pub trait Store: Debug + Send + Sync {
     fn is_healthy(&self) -> bool;
     /// Reads a stored message body back: `Ok(None)` if the store does not
     /// have it, `Err` if the store cannot be read right now.
-    fn load(&self, message: u64) -> Result<Option<Arc<Publish>>, NotStored>;
+    fn load(&self, message: u64) -> Result<Option<Expiring>, NotStored>;
     /// What the store held at start-up (once; empty afterwards).
     fn take_recovered(&self) -> Recovered;
     /// Applies everything submitted and stops writing (at shutdown).
@@ -335,7 +340,7 @@ impl Store for MemoryStore {
     fn is_healthy(&self) -> bool {
         true
     }
-    fn load(&self, _: u64) -> Result<Option<Arc<Publish>>, NotStored> {
+    fn load(&self, _: u64) -> Result<Option<Expiring>, NotStored> {
         Ok(None)
     }
     fn take_recovered(&self) -> Recovered {

@@ -45,7 +45,7 @@ impl SessionRecord {
         out.push(u8::from(self.expiry.is_some()));
         out.extend_from_slice(&self.expiry.unwrap_or(0).to_be_bytes());
         out.extend_from_slice(&self.disconnected_at.unwrap_or(0).to_be_bytes());
-        if let Some(will) = self.will.as_deref().and_then(encode_message) {
+        if let Some(will) = self.will.as_deref().and_then(|w| encode_message(w, None)) {
             out.extend_from_slice(&will);
         }
         out
@@ -58,7 +58,7 @@ impl SessionRecord {
         Some(SessionRecord {
             expiry: (bytes[0] != 0).then_some(expiry),
             disconnected_at: (at != 0).then_some(at),
-            will: will.and_then(decode_message),
+            will: will.and_then(decode_message).map(|(will, _)| will),
         })
     }
 }
@@ -135,9 +135,10 @@ impl EntryRecord {
     }
 }
 
-/// A message as stored: QoS, RETAIN, then the PUBLISH packet (QoS 0, so it
-/// carries no packet identifier).
-pub fn encode_message(message: &Publish) -> Option<Vec<u8>> {
+/// A message as stored: QoS, flags (bit 0 RETAIN, bit 1 an expiry
+/// follows), the expiry in Unix milliseconds if any, then the PUBLISH
+/// packet (QoS 0, so it carries no packet identifier).
+pub fn encode_message(message: &Publish, expires_at: Option<u64>) -> Option<Vec<u8>> {
     let mut plain = message.clone();
     plain.qos = QoS::AtMostOnce;
     plain.packet_id = None;
@@ -145,20 +146,34 @@ pub fn encode_message(message: &Publish) -> Option<Vec<u8>> {
     plain.retain = false;
     let mut buf =
         BytesMut::with_capacity(16 + message.topic.as_str().len() + message.payload.len());
-    buf.extend_from_slice(&[message.qos as u8, u8::from(message.retain)]);
+    let flags = u8::from(message.retain) | u8::from(expires_at.is_some()) << 1;
+    buf.extend_from_slice(&[message.qos as u8, flags]);
+    if let Some(at) = expires_at {
+        buf.extend_from_slice(&at.to_be_bytes());
+    }
     Packet::Publish(plain).encode(Protocol::V5, &mut buf).ok()?;
     Some(buf.to_vec())
 }
 
-pub fn decode_message(bytes: &[u8]) -> Option<Arc<Publish>> {
+/// A stored message and when it expires (Unix milliseconds), if it does.
+pub type Expiring = (Arc<Publish>, Option<u64>);
+
+pub fn decode_message(bytes: &[u8]) -> Option<Expiring> {
     let qos = QoS::from_u8(*bytes.first()?)?;
-    let retain = *bytes.get(1)? != 0;
-    let mut buf = BytesMut::from(&bytes[2..]);
+    let flags = *bytes.get(1)?;
+    let (expires_at, rest) = match flags & 2 {
+        0 => (None, bytes.get(2..)?),
+        _ => {
+            let at = u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?);
+            (Some(at), bytes.get(10..)?)
+        }
+    };
+    let mut buf = BytesMut::from(rest);
     match decode(&mut buf, Protocol::V5, u32::MAX) {
         Ok(Some(Packet::Publish(mut publish))) => {
             publish.qos = qos;
-            publish.retain = retain;
-            Some(Arc::new(publish))
+            publish.retain = flags & 1 != 0;
+            Some((Arc::new(publish), expires_at))
         }
         _ => None,
     }
@@ -218,7 +233,11 @@ mod tests {
         message.properties.content_type = Some("text/plain".try_into().unwrap());
         message.properties.user_properties =
             vec![("k".try_into().unwrap(), "v".try_into().unwrap())];
-        let back = decode_message(&encode_message(&message).unwrap()).unwrap();
-        assert_eq!(*back, message);
+        let (back, expires_at) = decode_message(&encode_message(&message, None).unwrap()).unwrap();
+        assert_eq!((&*back, expires_at), (&message, None));
+        let deadline = Some(1_800_000_000_123);
+        let (back, expires_at) =
+            decode_message(&encode_message(&message, deadline).unwrap()).unwrap();
+        assert_eq!((&*back, expires_at), (&message, deadline));
     }
 }
