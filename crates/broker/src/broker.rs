@@ -17,7 +17,9 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::router::{Router, SessionId, Subscription};
 use crate::session::{Body, Delivery, Journal, Owner, QueueLimits, Refused, Session};
-use crate::store::{EntryState, Expiring, Group, Op, Recovered, RecoveredEntry, Seq, Store};
+use crate::store::{
+    EntryState, Expiring, Group, LastWill, Op, Recovered, RecoveredEntry, Seq, Store,
+};
 
 /// Counters behind `$SYS` (mosquitto's names).
 #[derive(Debug, Default)]
@@ -142,16 +144,23 @@ impl Shared {
         let mut sessions = self.sessions();
         let mut by_id = write(&self.by_id);
         for found in recovered.sessions {
-            if let Some(will) = found.connected {
-                ended.push((found.client_id.clone(), found.expiry, will));
-            }
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let session = Arc::new(Session::new(id, found.client_id));
             {
                 let mut inner = session.lock();
                 inner.persistent = true;
                 inner.expiry = found.expiry;
-                inner.disconnected_at = Some(now.checked_sub(found.offline_for).unwrap_or(now));
+                let left = now.checked_sub(found.offline_for).unwrap_or(now);
+                inner.disconnected_at = Some(left);
+                match (found.connected, found.will) {
+                    (true, will) => ended.push((session.clone(), will)),
+                    // Waiting out its delay when the broker stopped; the
+                    // housekeeping publishes it once due.
+                    (false, Some(will)) => {
+                        inner.settle_will(Some(will), left);
+                    }
+                    (false, None) => {}
+                }
                 for (filter, sub) in found.subscriptions {
                     router.subscribe(&filter, id, sub);
                     inner.subscriptions.insert(filter, sub);
@@ -182,17 +191,28 @@ impl Shared {
         // stopped; their connections ended without DISCONNECT.
         // Their connections ended now: their expiry counts from here, and
         // each will goes once (it is cleared in the same commit).
-        for (client_id, expiry, will) in ended {
+        for (session, will) in ended {
             let _group = Group::begin(&*self.store);
-            self.store.submit(Op::Session {
-                client_id,
-                expiry,
-                disconnected_at: Some(unix_now()),
-                will: None,
-            });
-            if let Some(will) = will {
+            let (due, kept) = {
+                let mut inner = session.lock();
+                let settled = inner.settle_will(will, now);
+                self.store.submit(Op::Session {
+                    client_id: session.client_id.clone(),
+                    expiry: inner.expiry,
+                    disconnected_at: Some(unix_now()),
+                    will: settled.1.clone(),
+                });
+                settled
+            };
+            drop(kept);
+            if let Some(will) = due {
                 self.publish(will, None);
             }
+        }
+        // Sessions that expired while the broker was down end now, and
+        // their waiting wills with them.
+        for will in recovered.due_wills {
+            self.publish(will, None);
         }
     }
 
@@ -217,7 +237,7 @@ impl Shared {
         client_id: &str,
         clean_start: bool,
         expiry: Option<u32>,
-        will: Option<Arc<Publish>>,
+        will: Option<Arc<LastWill>>,
     ) -> Attached {
         let existing = self.sessions().get(client_id).cloned();
         if let Some(old) = &existing {
@@ -256,6 +276,9 @@ impl Shared {
             });
             inner.expiry = expiry;
             inner.disconnected_at = None;
+            // MQTT-3.1.3-9 (5.0): a new connection to the session before the
+            // will delay passed: that will is not sent.
+            inner.delayed_will = None;
             if persistent {
                 // With its will: if the broker dies, the client's connection
                 // ends abnormally and the restarted broker sends it.
@@ -310,33 +333,47 @@ impl Shared {
         }
     }
 
-    /// A connection lets go of its session, leaving its protocol state.
-    /// Returns whether the session ends with the connection (expiry 0).
-    pub fn release(&self, session: &Arc<Session>, generation: u64, flow: SessionState) -> bool {
-        let ends = {
+    /// A connection lets go of its session, leaving its protocol state and
+    /// the will it left (abnormal end or 0x04), which is published now or
+    /// after its delay. Returns whether the session ends with the
+    /// connection (expiry 0).
+    pub fn release(
+        &self,
+        session: &Arc<Session>,
+        generation: u64,
+        flow: SessionState,
+        will: Option<Arc<LastWill>>,
+    ) -> bool {
+        let (ends, due) = {
             let mut inner = session.lock();
             if inner.owner.as_ref().map(|o| o.generation) != Some(generation) {
                 return false;
             }
             inner.owner = None;
             inner.flow = flow;
-            inner.disconnected_at = Some(Instant::now());
+            let now = Instant::now();
+            inner.disconnected_at = Some(now);
             let ends = inner.expiry == Some(0);
+            let (due, waiting) = inner.settle_will(will, now);
             if inner.persistent && !ends {
-                // Its expiry counts from now, across restarts too.
+                // Its expiry counts from now, across restarts too; a will
+                // waiting out its delay stays stored with it.
                 self.store.submit(Op::Session {
                     client_id: session.client_id.clone(),
                     expiry: inner.expiry,
                     disconnected_at: Some(unix_now()),
-                    will: None,
+                    will: waiting,
                 });
             }
-            ends
+            (ends, due)
         };
         if ends {
             self.remove_session(session);
         }
         self.released.notify_waiters();
+        if let Some(will) = due {
+            self.publish(will, None);
+        }
         ends
     }
 
@@ -356,9 +393,11 @@ impl Shared {
     /// empties. Returns the store op deleting it, if it was stored.
     fn discard(&self, session: &Session) -> Option<Seq> {
         let mut deleted = None;
+        let will;
         let filters: Vec<TopicFilter> = {
             let mut inner = session.lock();
             inner.ended = true;
+            will = inner.delayed_will.take();
             inner.clear_queue();
             if std::mem::take(&mut inner.persistent) {
                 deleted = Some(self.store.submit(Op::DeleteSession {
@@ -375,6 +414,11 @@ impl Shared {
         }
         drop(router);
         write(&self.by_id).remove(&session.id);
+        // MQTT-3.1.2-8 (5.0): a will still waiting out its delay goes when
+        // the session ends.
+        if let Some((will, _)) = will {
+            self.publish(will.message.clone(), None);
+        }
         deleted
     }
 
@@ -400,6 +444,43 @@ impl Shared {
         self.stats
             .messages_spilled
             .fetch_add(spilled as u64, Ordering::Relaxed);
+    }
+
+    /// Publishes the wills whose delay has passed (MQTT-3.1.2-8 in 5.0),
+    /// clearing each from its stored session in the same commit.
+    pub fn publish_delayed_wills(&self, now: Instant) {
+        let is_due = |s: &Session| {
+            let inner = s.lock();
+            inner
+                .delayed_will
+                .as_ref()
+                .is_some_and(|(_, due)| *due <= now)
+        };
+        let due: Vec<Arc<Session>> = self
+            .sessions()
+            .values()
+            .filter(|s| is_due(s))
+            .cloned()
+            .collect();
+        for session in due {
+            let _group = Group::begin(&*self.store);
+            let will = {
+                let mut inner = session.lock();
+                let will = inner.delayed_will.take();
+                if inner.persistent {
+                    self.store.submit(Op::Session {
+                        client_id: session.client_id.clone(),
+                        expiry: inner.expiry,
+                        disconnected_at: Some(unix_now()),
+                        will: None,
+                    });
+                }
+                will
+            };
+            if let Some((will, _)) = will {
+                self.publish(will.message.clone(), None);
+            }
+        }
     }
 
     /// Removes disconnected sessions whose expiry has passed.

@@ -29,7 +29,7 @@ use crate::auth::Credentials;
 use crate::broker::Shared;
 use crate::router::Subscription;
 use crate::session::{Body, Delivery, Session};
-use crate::store::{Expiring, Group, NotStored, Op, Pending, Seq, Stored};
+use crate::store::{Expiring, Group, LastWill, NotStored, Op, Pending, Seq, Stored};
 
 /// Bytes reserved for the first socket read; doubled while reads fill it.
 const FIRST_READ_CHUNK: usize = 512;
@@ -85,7 +85,7 @@ struct Conn {
     /// take-over, so it runs outside the (synchronous) packet handling.
     connecting: Option<Box<Connect>>,
     /// The will, as the message it becomes (most clients have none).
-    will: Option<Arc<Publish>>,
+    will: Option<Arc<LastWill>>,
     /// Store ops this connection's packets caused that are not yet known
     /// durable: nothing is written to the socket until they are.
     pending: Option<Pending>,
@@ -450,7 +450,11 @@ impl Conn {
             }
         }
         let expiry = session_expiry(&connect, limits.max_session_expiry);
-        let will = connect.will.map(|w| Arc::new(will_message(w)));
+        let will = connect.will.map(|w| {
+            let delay = w.properties.will_delay_interval.unwrap_or(0);
+            let message = Arc::new(will_message(w));
+            Arc::new(LastWill { message, delay })
+        });
         let attached = self
             .shared
             .attach(&client_id, connect.clean_start, expiry, will.clone())
@@ -927,21 +931,13 @@ impl Conn {
         // a crash between them must not send it twice, or never.
         let shared = self.shared.clone();
         let group = Group::begin(shared.store());
-        shared.release(&held.session, held.generation, state.into_session());
-        if let Some(will) = will.filter(|_| will_due) {
-            self.publish_will(will);
-        }
+        let will = will.filter(|_| will_due);
+        shared.release(&held.session, held.generation, state.into_session(), will);
         drop(group);
         self.shared
             .stats
             .clients_connected
             .fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// MQTT-3.1.2-8 (5.0) / MQTT-3.1.2-8 (3.1.1): the will is published when
-    /// the connection ends without a normal DISCONNECT.
-    fn publish_will(&self, will: Arc<Publish>) {
-        self.shared.publish(will, None);
     }
 }
 

@@ -158,7 +158,9 @@ async fn housekeeping(shared: Arc<Shared>, mut stop: broadcast::Receiver<()>) {
     loop {
         tokio::select! {
             _ = expiry.tick() => {
-                shared.expire_sessions(tokio::time::Instant::now().into_std());
+                let now = tokio::time::Instant::now().into_std();
+                shared.publish_delayed_wills(now);
+                shared.expire_sessions(now);
                 shared.expire_retained();
                 shared.spill_offline();
             }

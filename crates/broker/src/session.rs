@@ -17,7 +17,7 @@ use pigeon_proto::topic::TopicFilter;
 use pigeon_proto::{QoS, ReasonCode};
 
 use crate::router::{SessionId, Subscription};
-use crate::store::{Op, Pending, Seq, Store, Stored};
+use crate::store::{LastWill, Op, Pending, Seq, Store, Stored};
 
 /// A queued message's body: in memory (shared by every session it goes
 /// to), or only on disk — a persistent session that is away keeps its
@@ -140,6 +140,9 @@ pub struct Inner {
     waker: Option<Waker>,
     /// The queue-full warning was logged for this session.
     pub warned_full: bool,
+    /// A will waiting out its Will Delay Interval, and when it is due (the
+    /// delay or the session's end, whichever comes first).
+    pub delayed_will: Option<(Arc<LastWill>, Instant)>,
 }
 
 /// A session.
@@ -366,6 +369,30 @@ fn wake(mut inner: MutexGuard<'_, Inner>) {
 }
 
 impl Inner {
+    /// The will of a connection that just ended (abnormally, or with
+    /// DISCONNECT 0x04), if it is to be published: either now (returned
+    /// first) or, with a Will Delay Interval and a session that lives on,
+    /// later (kept here and returned second, for the store).
+    /// MQTT-3.1.2-8 (5.0): after the delay or at the session's end,
+    /// whichever comes first.
+    pub fn settle_will(
+        &mut self,
+        will: Option<Arc<LastWill>>,
+        now: Instant,
+    ) -> (Option<Arc<Publish>>, Option<Arc<LastWill>>) {
+        let Some(will) = will else {
+            return (None, None);
+        };
+        let lives_on = self.expiry != Some(0);
+        if will.delay == 0 || !lives_on {
+            return (Some(will.message.clone()), None);
+        }
+        let wait = will.delay.min(self.expiry.unwrap_or(u32::MAX));
+        let due = now + std::time::Duration::from_secs(wait.into());
+        self.delayed_will = Some((will.clone(), due));
+        (None, Some(will))
+    }
+
     /// Accounts for an entry entering the queue.
     fn remember(&mut self, d: &Delivery) {
         self.queued_bytes += d.message.payload_len();

@@ -349,3 +349,47 @@ async fn message_expiry_holds_across_a_restart() {
     assert!(s.recv_within(Duration::from_millis(300)).await.is_none());
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_will_waiting_out_its_delay_survives_a_restart() {
+    // MQTT-3.1.2-8 (5.0): the delayed will is part of the stored session.
+    let dir = tempfile::tempdir().unwrap();
+    let broker = durable_broker(dir.path()).await;
+    let mut connect = persistent(V5, "w");
+    let mut will = pigeon_proto::codec::Will {
+        topic: pigeon_proto::topic::TopicName::try_from("wills/w").unwrap(),
+        payload: b"gone"[..].into(),
+        qos: QoS::AtLeastOnce,
+        retain: true,
+        properties: Default::default(),
+    };
+    will.properties.will_delay_interval = Some(2);
+    connect.will = Some(will);
+    let (c, _) = Raw::connect_with(&broker, connect).await;
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let broker = restart(broker, dir.path()).await;
+    let mut watcher = Raw::connect(&broker, V5, "watcher").await;
+    watcher
+        .send(subscribe(1, &[("wills/#", QoS::AtLeastOnce)]))
+        .await;
+    watcher.recv().await;
+    let got = expect_publish(watcher.recv().await);
+    assert_eq!(got.topic.as_str(), "wills/w");
+    assert_eq!(got.payload, b"gone"[..]);
+    drop(watcher);
+    // Published once: a second restart does not send it again.
+    let broker = restart(broker, dir.path()).await;
+    let mut watcher = Raw::connect(&broker, V5, "watcher2").await;
+    watcher
+        .send(subscribe(1, &[("wills/#", QoS::AtLeastOnce)]))
+        .await;
+    watcher.recv().await;
+    // Retained, so exactly one copy comes, flagged as retained.
+    assert!(expect_publish(watcher.recv().await).retain);
+    assert!(watcher
+        .recv_within(Duration::from_millis(2500))
+        .await
+        .is_none());
+    broker.shutdown().await;
+}

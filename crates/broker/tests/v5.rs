@@ -482,3 +482,98 @@ async fn an_expired_retained_message_is_not_sent() {
     assert!(got.properties.message_expiry_interval.unwrap() <= 98);
     assert!(s.recv_within(Duration::from_millis(300)).await.is_none());
 }
+
+/// Connects `client` with a will on `will/<client>` that waits `delay`
+/// seconds, a session that lives `expiry` seconds, and user properties.
+async fn with_delayed_will(
+    broker: &pigeon_broker::Broker,
+    client: &str,
+    delay: u32,
+    expiry: u32,
+) -> Raw {
+    let mut connect = connect_packet(V5, client, false);
+    connect.properties.session_expiry_interval = Some(expiry);
+    let mut w = will(&format!("will/{client}"), QoS::AtLeastOnce, false);
+    w.properties.will_delay_interval = Some(delay);
+    w.properties.content_type = Some("text/plain".try_into().unwrap());
+    w.properties.user_properties = vec![
+        ("z".try_into().unwrap(), "1".try_into().unwrap()),
+        ("a".try_into().unwrap(), "2".try_into().unwrap()),
+    ];
+    connect.will = Some(w);
+    let (c, reply) = Raw::connect_with(broker, connect).await;
+    assert_eq!(connack(reply).reason_code, ReasonCode::SUCCESS);
+    c
+}
+
+async fn will_watcher(broker: &pigeon_broker::Broker) -> Raw {
+    let mut w = Raw::connect(broker, V5, "watcher").await;
+    sub(&mut w, "will/#", QoS::AtLeastOnce).await;
+    w
+}
+
+#[tokio::test]
+async fn a_delayed_will_goes_after_its_delay_with_its_properties() {
+    // MQTT-3.1.2-8: published once the Will Delay Interval has passed;
+    // MQTT-3.1.3-10: with its User Properties in order.
+    let broker = broker().await;
+    let mut watcher = will_watcher(&broker).await;
+    let c = with_delayed_will(&broker, "d", 2, 600).await;
+    drop(c); // no DISCONNECT: the will is due
+    assert!(
+        watcher
+            .recv_within(Duration::from_millis(1200))
+            .await
+            .is_none(),
+        "not before its delay"
+    );
+    let got = expect_publish(watcher.recv().await);
+    assert_eq!(got.topic.as_str(), "will/d");
+    assert_eq!(got.properties.content_type.as_deref(), Some("text/plain"));
+    let keys: Vec<&str> = got
+        .properties
+        .user_properties
+        .iter()
+        .map(|(k, _)| &**k)
+        .collect();
+    assert_eq!(keys, ["z", "a"]);
+}
+
+#[tokio::test]
+async fn reconnecting_within_the_will_delay_cancels_the_will() {
+    // MQTT-3.1.3-9
+    let broker = broker().await;
+    let mut watcher = will_watcher(&broker).await;
+    drop(with_delayed_will(&broker, "r", 2, 600).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _back = come_back(&broker, "r").await;
+    assert!(watcher
+        .recv_within(Duration::from_millis(3000))
+        .await
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_session_ending_before_the_will_delay_sends_the_will_then() {
+    // MQTT-3.1.2-8: "or the Session ends, whichever happens first".
+    let broker = broker().await;
+    let mut watcher = will_watcher(&broker).await;
+    drop(with_delayed_will(&broker, "e", 100, 1).await);
+    let got = watcher.recv_within(Duration::from_millis(3500)).await;
+    assert_eq!(expect_publish(got).topic.as_str(), "will/e");
+}
+
+#[tokio::test]
+async fn a_clean_start_ends_the_old_session_and_sends_its_waiting_will() {
+    // MQTT-3.1.2-8: the new connection discards the session, which ends it.
+    let broker = broker().await;
+    let mut watcher = will_watcher(&broker).await;
+    drop(with_delayed_will(&broker, "c", 100, 600).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_c, reply) = Raw::connect_with(&broker, connect_packet(V5, "c", true)).await;
+    assert!(!connack(reply).session_present);
+    assert_eq!(
+        expect_publish(watcher.recv().await).topic.as_str(),
+        "will/c"
+    );
+}

@@ -435,6 +435,7 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
     let mut sessions: Vec<RecoveredSession> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut expired = Vec::new();
+    let mut due_wills = Vec::new();
     for row in txn.open_table(SESSIONS)?.iter()? {
         let (key, value) = row?;
         let Some(record) = SessionRecord::decode(value.value()) else {
@@ -446,6 +447,9 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
             .map_or(0, |at| now.saturating_sub(at));
         if record.expiry.is_some_and(|e| offline >= u64::from(e)) {
             expired.push(key.value().to_owned());
+            // MQTT-3.1.2-8 (5.0): a will still waiting goes when the
+            // session ends.
+            due_wills.extend(record.will.map(|w| w.message.clone()));
             continue;
         }
         index.insert(key.value().to_owned(), sessions.len());
@@ -453,11 +457,8 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
             client_id: key.value().into(),
             expiry: record.expiry,
             offline_for: Duration::from_secs(offline),
-            // Connected when the broker stopped: its will is due.
-            connected: record
-                .disconnected_at
-                .is_none()
-                .then(|| record.will.clone()),
+            connected: record.disconnected_at.is_none(),
+            will: record.will.clone(),
             subscriptions: Vec::new(),
             queue: Vec::new(),
             inbound_qos2: Vec::new(),
@@ -544,7 +545,11 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
         "store: recovered in {:.1?}",
         started.elapsed()
     );
-    let kept = Recovered { sessions, retained };
+    let kept = Recovered {
+        sessions,
+        retained,
+        due_wills,
+    };
     Ok((
         Found {
             kept,

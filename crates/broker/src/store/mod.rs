@@ -58,8 +58,9 @@ pub enum Op {
         expiry: Option<u32>,
         /// Unix time its connection ended; `None` while connected.
         disconnected_at: Option<u64>,
-        /// While connected, the will its connection would leave.
-        will: Option<Arc<Publish>>,
+        /// The will its connection would leave (while connected), or has
+        /// left and is waiting out its delay (after).
+        will: Option<Arc<LastWill>>,
     },
     /// The session ended: it goes with everything it held.
     DeleteSession {
@@ -217,6 +218,18 @@ pub struct Recovered {
     pub sessions: Vec<RecoveredSession>,
     /// Retained messages, with when they expire.
     pub retained: Vec<Expiring>,
+    /// Wills of sessions that ended while the broker was down: due now.
+    pub due_wills: Vec<Arc<Publish>>,
+}
+
+/// A client's will: the message it becomes and how long after the
+/// connection ends it waits (v5 Will Delay Interval, seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastWill {
+    /// The message.
+    pub message: Arc<Publish>,
+    /// Will Delay Interval, in seconds; 0 for none.
+    pub delay: u32,
 }
 
 /// One session as the store held it.
@@ -228,8 +241,11 @@ pub struct RecoveredSession {
     pub expiry: Option<u32>,
     /// How long it had been disconnected when the broker started.
     pub offline_for: Duration,
-    /// Its client was connected when the broker stopped, leaving this will.
-    pub connected: Option<Option<Arc<Publish>>>,
+    /// Its client was connected when the broker stopped.
+    pub connected: bool,
+    /// The will of its connection: due now if `connected`, else one that
+    /// was waiting out its delay.
+    pub will: Option<Arc<LastWill>>,
     /// Its subscriptions.
     pub subscriptions: Vec<(TopicFilter, Subscription)>,
     /// Its queue, in the order the messages were queued.

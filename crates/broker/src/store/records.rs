@@ -10,7 +10,7 @@ use pigeon_proto::codec::{Publish, SubscriptionOptions};
 use pigeon_proto::{decode, Packet, PacketId, Protocol, QoS};
 use redb::TableDefinition;
 
-use super::EntryState;
+use super::{EntryState, LastWill};
 use crate::router::Subscription;
 
 /// Client id → [`SessionRecord`].
@@ -35,17 +35,27 @@ pub struct SessionRecord {
     pub expiry: Option<u32>,
     /// Unix time its connection ended; `None` while connected.
     pub disconnected_at: Option<u64>,
-    /// The will, stored as the message it becomes.
-    pub will: Option<Arc<Publish>>,
+    /// The will, stored as the message it becomes, with its delay.
+    pub will: Option<Arc<LastWill>>,
 }
 
 impl SessionRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(13);
-        out.push(u8::from(self.expiry.is_some()));
+        // Byte 0: bit 0 an expiry is set, bit 1 a will delay follows the
+        // fixed fields (records written before will delays have neither).
+        let delay = self.will.as_ref().map_or(0, |w| w.delay);
+        let mut out = Vec::with_capacity(17);
+        out.push(u8::from(self.expiry.is_some()) | u8::from(delay > 0) << 1);
         out.extend_from_slice(&self.expiry.unwrap_or(0).to_be_bytes());
         out.extend_from_slice(&self.disconnected_at.unwrap_or(0).to_be_bytes());
-        if let Some(will) = self.will.as_deref().and_then(|w| encode_message(w, None)) {
+        if delay > 0 {
+            out.extend_from_slice(&delay.to_be_bytes());
+        }
+        if let Some(will) = self
+            .will
+            .as_ref()
+            .and_then(|w| encode_message(&w.message, None))
+        {
             out.extend_from_slice(&will);
         }
         out
@@ -54,11 +64,18 @@ impl SessionRecord {
     pub fn decode(bytes: &[u8]) -> Option<SessionRecord> {
         let expiry = u32::from_be_bytes(bytes.get(1..5)?.try_into().ok()?);
         let at = u64::from_be_bytes(bytes.get(5..13)?.try_into().ok()?);
-        let will = bytes.get(13..).filter(|w| !w.is_empty());
+        let (delay, rest) = match bytes[0] & 2 {
+            0 => (0, 13),
+            _ => (u32::from_be_bytes(bytes.get(13..17)?.try_into().ok()?), 17),
+        };
+        let will = bytes.get(rest..).filter(|w| !w.is_empty());
+        let will = will
+            .and_then(decode_message)
+            .map(|(message, _)| LastWill { message, delay });
         Some(SessionRecord {
-            expiry: (bytes[0] != 0).then_some(expiry),
+            expiry: (bytes[0] & 1 != 0).then_some(expiry),
             disconnected_at: (at != 0).then_some(at),
-            will: will.and_then(decode_message).map(|(will, _)| will),
+            will: will.map(Arc::new),
         })
     }
 }
@@ -199,9 +216,24 @@ mod tests {
         let forever = SessionRecord {
             expiry: None,
             disconnected_at: None,
-            will: Some(Arc::new(will)),
+            will: Some(Arc::new(LastWill {
+                message: Arc::new(will),
+                delay: 0,
+            })),
         };
-        assert_eq!(SessionRecord::decode(&forever.encode()), Some(forever));
+        assert_eq!(
+            SessionRecord::decode(&forever.encode()),
+            Some(forever.clone())
+        );
+        let mut delayed = forever;
+        delayed.will = delayed.will.map(|w| {
+            Arc::new(LastWill {
+                delay: 30,
+                ..LastWill::clone(&w)
+            })
+        });
+        delayed.disconnected_at = Some(1_700_000_000);
+        assert_eq!(SessionRecord::decode(&delayed.encode()), Some(delayed));
 
         let sub = Subscription {
             options: SubscriptionOptions {
