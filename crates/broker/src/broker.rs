@@ -14,8 +14,8 @@ use pigeon_proto::{QoS, ReasonCode};
 use tokio::sync::Notify;
 
 use crate::auth::Authenticator;
-use crate::config::Config;
-use crate::router::{Router, SessionId, Subscription};
+use crate::config::{Config, SharedStrategy};
+use crate::router::{Router, SessionId, ShareGroup, Subscription};
 use crate::session::{Body, Delivery, Journal, Owner, QueueLimits, Refused, Session};
 use crate::store::{
     EntryState, Expiring, Group, LastWill, Op, Recovered, RecoveredEntry, Seq, Store,
@@ -67,6 +67,43 @@ impl Routed {
         }
         self.last = self.last.max(seq);
     }
+}
+
+/// A message on its way to one member of a shared subscription group.
+struct Pick<'a> {
+    message: &'a Arc<Publish>,
+    /// The publishing session (the sticky strategy keys on it).
+    from: Option<SessionId>,
+    expires_at: Option<u64>,
+    journal: Option<Journal<'a>>,
+    /// A member that is leaving: not a candidate.
+    gone: Option<SessionId>,
+}
+
+/// A pseudo-random number (for the `random` shared subscription strategy;
+/// nothing secret depends on it).
+fn random() -> u64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(hash_u64(std::process::id().into()) | 1);
+    }
+    STATE.with(|s| {
+        // xorshift64
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x
+    })
+}
+
+/// A well-mixed hash of `v` (SplitMix64's finaliser).
+fn hash_u64(v: u64) -> u64 {
+    let mut z = v.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// What a connection gets when it attaches to a session.
@@ -344,13 +381,14 @@ impl Shared {
         flow: SessionState,
         will: Option<Arc<LastWill>>,
     ) -> bool {
-        let (ends, due) = {
+        let (ends, due, handed_on) = {
             let mut inner = session.lock();
             if inner.owner.as_ref().map(|o| o.generation) != Some(generation) {
                 return false;
             }
             inner.owner = None;
             inner.flow = flow;
+            let handed_on = self.hand_on_shared(session, &mut inner);
             let now = Instant::now();
             inner.disconnected_at = Some(now);
             let ends = inner.expiry == Some(0);
@@ -365,7 +403,7 @@ impl Shared {
                     will: waiting,
                 });
             }
-            (ends, due)
+            (ends, due, handed_on)
         };
         if ends {
             self.remove_session(session);
@@ -374,7 +412,148 @@ impl Shared {
         if let Some(will) = due {
             self.publish(will, None);
         }
+        for (group, message, expires_at) in handed_on {
+            self.redispatch(&group, message, expires_at, session.id);
+        }
         ends
+    }
+
+    /// The messages a departing member of shared subscriptions leaves for
+    /// the other members (§4.8.2): those queued and not yet sent, and, when
+    /// its session ends with the connection, QoS 1 messages in flight
+    /// (MQTT-4.8.2-4/-5 keep a QoS 2 message that was sent with its
+    /// session, and `settle` removes a refused one, MQTT-4.8.2-6).
+    fn hand_on_shared(
+        &self,
+        session: &Session,
+        inner: &mut crate::session::Inner,
+    ) -> Vec<(Arc<ShareGroup>, Arc<Publish>, Option<u64>)> {
+        let mut out = Vec::new();
+        for d in inner.take_shared() {
+            let Some(group) = d.shared else { continue };
+            let message = match d.message {
+                Body::Here(m) => Some(m),
+                Body::OnDisk { .. } => d
+                    .stored
+                    .and_then(|s| self.store.load(s.message).ok().flatten())
+                    .map(|(m, _)| m),
+            };
+            if let Some(stored) = d.stored {
+                self.store.submit(Op::Done {
+                    client_id: session.client_id.clone(),
+                    stored,
+                });
+            }
+            if let Some(message) = message {
+                out.push((group, message, d.expires_at));
+            }
+        }
+        if inner.expiry == Some(0) && !inner.shared_in_flight.is_empty() {
+            for entry in inner.flow.outbound() {
+                let Outbound::AwaitPubAck(p) = entry else {
+                    continue;
+                };
+                let group = p
+                    .packet_id
+                    .and_then(|id| inner.shared_in_flight.get(&id.get()));
+                if let Some(group) = group {
+                    let mut message = p.clone();
+                    message.packet_id = None;
+                    message.dup = false;
+                    message.properties.subscription_identifiers.clear();
+                    out.push((group.clone(), Arc::new(message), None));
+                }
+            }
+            inner.shared_in_flight.clear();
+        }
+        out
+    }
+
+    /// Sends a message a departing member left to another member of its
+    /// shared subscription group, as the group is now.
+    fn redispatch(
+        &self,
+        group: &ShareGroup,
+        message: Arc<Publish>,
+        expires_at: Option<u64>,
+        gone: SessionId,
+    ) {
+        let Some(group) = read(&self.router).group(&group.key) else {
+            return;
+        };
+        let by_id = read(&self.by_id);
+        let body_id = std::sync::OnceLock::new();
+        let journal =
+            (self.store.is_persistent() && message.qos != QoS::AtMostOnce).then_some(Journal {
+                store: &*self.store,
+                message: &body_id,
+            });
+        let mut routed = Routed::default();
+        let pick = Pick {
+            message: &message,
+            from: None,
+            expires_at,
+            journal,
+            gone: Some(gone),
+        };
+        self.deliver_shared(&group, &pick, &by_id, &mut routed);
+    }
+
+    /// Queues `pick.message` for one member of `group`, starting where the
+    /// strategy says: members that are connected and have room first, then
+    /// absent ones whose sessions queue it. Counted as refused if none can.
+    fn deliver_shared(
+        &self,
+        group: &Arc<ShareGroup>,
+        pick: &Pick<'_>,
+        by_id: &HashMap<SessionId, Arc<Session>>,
+        routed: &mut Routed,
+    ) {
+        let n = group.members.len();
+        if n == 0 {
+            return;
+        }
+        let start = match self.config.features.shared_subscription_strategy {
+            SharedStrategy::RoundRobin => group.next.fetch_add(1, Ordering::Relaxed),
+            SharedStrategy::Random => random() as usize,
+            // The same member for one publisher while it can take them.
+            SharedStrategy::Sticky => pick.from.map_or(0, |id| hash_u64(id) as usize),
+        } % n;
+        let limits = self.queue_limits();
+        for connected in [true, false] {
+            for i in 0..n {
+                let (id, sub) = &group.members[(start + i) % n];
+                if Some(*id) == pick.gone {
+                    continue;
+                }
+                let Some(session) = by_id.get(id) else {
+                    continue;
+                };
+                if session.lock().owner.is_some() != connected {
+                    continue;
+                }
+                let message = pick.message;
+                let delivery = Delivery {
+                    message: Body::Here(message.clone()),
+                    // MQTT-4.8.2-3: the member's granted QoS.
+                    qos: message.qos.min(sub.options.qos),
+                    retain: message.retain && sub.options.retain_as_published,
+                    identifiers: sub.identifier.into_iter().collect(),
+                    expires_at: pick.expires_at,
+                    stored: None,
+                    seq: 0,
+                    shared: Some(group.clone()),
+                };
+                if let Ok(queued) = session.enqueue(delivery, limits, pick.journal) {
+                    routed.queued += 1;
+                    routed.note(queued.seq);
+                    self.count_evicted(session, queued.evicted);
+                    return;
+                }
+            }
+        }
+        routed.refused += 1;
+        self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     fn remove_session(&self, session: &Arc<Session>) {
@@ -510,10 +689,14 @@ impl Shared {
     /// (its body once, an entry per session); while the store cannot write,
     /// such a message goes nowhere and `unstored` says so.
     pub fn publish(&self, message: Arc<Publish>, from: Option<SessionId>) -> Routed {
-        let targets = read(&self.router).route(&message.topic);
+        let routes = read(&self.router).routes(&message.topic);
+        let (targets, groups) = (routes.targets, routes.groups);
         let by_id = read(&self.by_id);
         let persistent = self.store.is_persistent();
-        if persistent && !self.store.is_healthy() && needs_store(&message, &targets, &by_id) {
+        if persistent
+            && !self.store.is_healthy()
+            && needs_store(&message, &targets, &groups, &by_id)
+        {
             return Routed {
                 unstored: true,
                 ..Routed::default()
@@ -549,6 +732,7 @@ impl Shared {
                 expires_at,
                 stored: None,
                 seq: 0,
+                shared: None,
             };
             match session.enqueue(delivery, limits, journal) {
                 Ok(queued) => {
@@ -561,6 +745,16 @@ impl Shared {
                     self.count_drop(session, refused);
                 }
             }
+        }
+        for group in &groups {
+            let pick = Pick {
+                message: &message,
+                from,
+                expires_at,
+                journal,
+                gone: None,
+            };
+            self.deliver_shared(group, &pick, &by_id, &mut routed);
         }
         routed
     }
@@ -730,6 +924,7 @@ impl Shared {
                 expires_at,
                 stored: None,
                 seq: 0,
+                shared: None,
             };
             match session.enqueue(delivery, limits, journal) {
                 Ok(queued) => self.count_evicted(session, queued.evicted),
@@ -755,14 +950,19 @@ impl Shared {
 fn needs_store(
     message: &Publish,
     targets: &[crate::router::Target],
+    groups: &[Arc<ShareGroup>],
     by_id: &HashMap<SessionId, Arc<Session>>,
 ) -> bool {
+    let persistent = |id: &SessionId| by_id.get(id).is_some_and(|s| s.lock().persistent);
+    let members = groups.iter().flat_map(|g| g.members.iter());
     message.qos != QoS::AtMostOnce
         && (message.retain
-            || targets.iter().any(|t| {
-                t.qos != QoS::AtMostOnce
-                    && by_id.get(&t.session).is_some_and(|s| s.lock().persistent)
-            }))
+            || targets
+                .iter()
+                .any(|t| t.qos != QoS::AtMostOnce && persistent(&t.session))
+            || members
+                .into_iter()
+                .any(|(id, sub)| sub.options.qos != QoS::AtMostOnce && persistent(id)))
 }
 
 /// Milliseconds since the Unix epoch: message expiry deadlines are kept in
@@ -806,6 +1006,7 @@ fn restore_entry(
                 expires_at: None,
                 stored: Some(entry.stored),
                 seq: 0,
+                shared: None,
             });
         }
         (EntryState::Sent(packet_id), Some(message)) => {

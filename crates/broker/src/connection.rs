@@ -71,6 +71,9 @@ struct Held {
     /// The session outlives the connection, so its changes are stored
     /// (known at attach; saves a lock per acknowledgement otherwise).
     persistent: bool,
+    /// A message from a shared subscription was sent in flight: its
+    /// acknowledgement is noted on the session.
+    shared_sent: bool,
 }
 
 struct Conn {
@@ -423,6 +426,12 @@ impl Conn {
 
     /// An outgoing QoS 1/2 message was acknowledged: its entry goes.
     fn on_delivered(&mut self, packet_id: PacketId) {
+        if let Some(held) = self.held.as_ref().filter(|h| h.shared_sent) {
+            held.session
+                .lock()
+                .shared_in_flight
+                .remove(&packet_id.get());
+        }
         if let Some(stored) = self.in_flight(packet_id, true) {
             self.record(|client_id| Op::Done { client_id, stored }, false);
         }
@@ -501,6 +510,7 @@ impl Conn {
             session: attached.session,
             generation: attached.generation,
             persistent: attached.seq.is_some(),
+            shared_sent: false,
         });
         let stats = &self.shared.stats;
         let connected = stats.clients_connected.fetch_add(1, Ordering::Relaxed) + 1;
@@ -664,14 +674,28 @@ impl Conn {
                 Ok(f) if !features.wildcard_subscriptions && has_wildcard(&f) => {
                     ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED
                 }
-                Ok(Filter::Shared(_)) => ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
-                Ok(Filter::Plain(_))
-                    if session.lock().subscriptions.len() >= limits.max_subscriptions =>
-                {
+                Ok(Filter::Shared(_)) if !features.shared_subscriptions => {
+                    ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED
+                }
+                Ok(Filter::Shared(_)) if f.options.no_local => {
+                    // MQTT-3.8.3-4 (5.0): a protocol error.
+                    self.flow
+                        .disconnect(ReasonCode::PROTOCOL_ERROR, Properties::default());
+                    return;
+                }
+                Ok(_) if session.lock().subscriptions.len() >= limits.max_subscriptions => {
                     ReasonCode::QUOTA_EXCEEDED
                 }
                 Ok(Filter::Plain(filter)) => {
-                    self.add_subscription(&session, filter, f.options, identifier)
+                    self.add_subscription(&session, filter, f.options, identifier, false)
+                }
+                Ok(Filter::Shared(shared)) => {
+                    match TopicFilter::try_from(shared.to_string().as_str()) {
+                        Ok(key) => {
+                            self.add_subscription(&session, key, f.options, identifier, true)
+                        }
+                        Err(_) => ReasonCode::TOPIC_FILTER_INVALID,
+                    }
                 }
             };
             codes.push(code);
@@ -690,6 +714,7 @@ impl Conn {
         filter: TopicFilter,
         mut options: pigeon_proto::codec::SubscriptionOptions,
         identifier: Option<u32>,
+        shared_subscription: bool,
     ) -> ReasonCode {
         use pigeon_proto::codec::RetainHandling;
         options.qos = options.qos.min(self.shared.maximum_qos());
@@ -703,6 +728,8 @@ impl Conn {
         // MQTT-3.3.1-9..-11 (5.0): Retain Handling decides whether retained
         // messages follow the SUBACK; in 3.x they always do (MQTT-3.8.4-3).
         let send = match options.retain_handling {
+            // §4.8.2: a shared subscription gets no retained messages.
+            _ if shared_subscription => false,
             RetainHandling::SendAtSubscribe => true,
             RetainHandling::SendAtNewSubscribe => !existed,
             RetainHandling::DoNotSend => false,
@@ -815,6 +842,12 @@ impl Conn {
                     }
                 };
                 sent += 1;
+                if let (Some(group), Some(id)) = (delivery.shared, packet_id) {
+                    session.lock().shared_in_flight.insert(id.get(), group);
+                    if let Some(held) = self.held.as_mut() {
+                        held.shared_sent = true;
+                    }
+                }
                 if let Some(stored) = delivery.stored {
                     self.sent_stored(&session, stored, packet_id, delivery.qos);
                 }

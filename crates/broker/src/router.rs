@@ -7,11 +7,19 @@
 //! gets one delivery at the highest QoS, carrying every matching
 //! subscription identifier (MQTT-3.3.4-2, -3, -5 in 5.0). The broker holds
 //! the router under a read-write lock: many publishers look up at once.
+//!
+//! Shared subscriptions (`$share/GROUP/FILTER`, §4.8.2) live in the node of
+//! their filter, one [`ShareGroup`] per ShareName. A lookup returns the matching
+//! groups beside the sessions; the broker picks one member of each. A
+//! group is replaced, not changed, when its members change, so a lookup
+//! hands out a cheap `Arc` of it and the lock is not held while picking.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 
 use pigeon_proto::codec::SubscriptionOptions;
-use pigeon_proto::topic::{TopicFilter, TopicName};
+use pigeon_proto::topic::{Subscription as Parsed, TopicFilter, TopicName};
 use pigeon_proto::QoS;
 
 /// Identifies a session inside the broker (never reused while it lives).
@@ -41,6 +49,27 @@ pub struct Target {
     pub identifiers: Vec<u32>,
 }
 
+/// The sessions of one shared subscription: one ShareName on one filter.
+#[derive(Debug)]
+pub struct ShareGroup {
+    /// The subscription as clients write it, `$share/GROUP/FILTER`: what a
+    /// session's subscriptions are keyed by.
+    pub key: TopicFilter,
+    /// Its members, in the order they joined.
+    pub members: Vec<(SessionId, Subscription)>,
+    /// Round-robin position, carried over when the group is replaced.
+    pub next: Arc<AtomicUsize>,
+}
+
+/// Shared subscriptions whose filter ends at a node, by ShareName.
+#[derive(Debug, Default)]
+struct SharedAt {
+    /// Filters ending here with `#`.
+    hash: HashMap<Box<str>, Arc<ShareGroup>>,
+    /// Filters ending exactly here.
+    exact: HashMap<Box<str>, Arc<ShareGroup>>,
+}
+
 #[derive(Debug, Default)]
 struct Node {
     children: HashMap<Box<str>, Node>,
@@ -49,6 +78,8 @@ struct Node {
     hash: HashMap<SessionId, Subscription>,
     /// Subscribers whose filter ends exactly here.
     exact: HashMap<SessionId, Subscription>,
+    /// Shared subscriptions ending here (most nodes have none).
+    shared: Option<Box<SharedAt>>,
 }
 
 impl Node {
@@ -57,7 +88,17 @@ impl Node {
             && self.plus.is_none()
             && self.hash.is_empty()
             && self.exact.is_empty()
+            && self.shared.is_none()
     }
+}
+
+/// What a topic matches: sessions, and shared groups to pick one member of.
+#[derive(Debug, Default)]
+pub struct Routes {
+    /// Sessions with a non-shared matching subscription, each once.
+    pub targets: Vec<Target>,
+    /// Shared subscription groups with a matching filter.
+    pub groups: Vec<Arc<ShareGroup>>,
 }
 
 /// All subscriptions of all sessions.
@@ -91,6 +132,11 @@ impl Router {
         session: SessionId,
         sub: Subscription,
     ) -> bool {
+        if let Some((name, inner)) = shared_parts(filter) {
+            let existed = self.join(filter, &name, &inner, session, sub);
+            self.count += usize::from(!existed);
+            return existed;
+        }
         let Some(node) = self.node_mut(filter, true) else {
             return false;
         };
@@ -122,26 +168,94 @@ impl Router {
     /// Removes `session`'s subscription to `filter`; returns whether it
     /// existed (v5 UNSUBACK 0x11 otherwise, MQTT-3.10.4-5 in 5.0).
     pub fn unsubscribe(&mut self, filter: &TopicFilter, session: SessionId) -> bool {
-        let Some(node) = self.node_mut(filter, false) else {
+        let shared = shared_parts(filter);
+        let at = shared.as_ref().map_or(filter, |(_, inner)| inner);
+        let Some(node) = self.node_mut(at, false) else {
             return false;
         };
-        let removed = match ends_with_hash(filter) {
-            true => node.hash.remove(&session).is_some(),
-            false => node.exact.remove(&session).is_some(),
+        let removed = match (&shared, ends_with_hash(at)) {
+            (Some((name, _)), hash) => leave(node, name, hash, session),
+            (None, true) => node.hash.remove(&session).is_some(),
+            (None, false) => node.exact.remove(&session).is_some(),
         };
         if removed {
             self.count -= 1;
             prune(
                 &mut self.root,
-                filter_levels(filter).collect::<Vec<_>>().as_slice(),
+                filter_levels(at).collect::<Vec<_>>().as_slice(),
             );
         }
         removed
     }
 
+    /// Adds `session` to the group `name` on `inner` (or replaces its
+    /// subscription there); returns whether it was a member.
+    fn join(
+        &mut self,
+        key: &TopicFilter,
+        name: &str,
+        inner: &TopicFilter,
+        session: SessionId,
+        sub: Subscription,
+    ) -> bool {
+        let hash = ends_with_hash(inner);
+        let Some(node) = self.node_mut(inner, true) else {
+            return false;
+        };
+        let at = node.shared.get_or_insert_with(Box::default);
+        let groups = if hash { &mut at.hash } else { &mut at.exact };
+        let old = groups.get(name);
+        let mut members = old.map(|g| g.members.clone()).unwrap_or_default();
+        let next = old.map(|g| g.next.clone()).unwrap_or_default();
+        let existed = match members.iter_mut().find(|(s, _)| *s == session) {
+            Some(member) => {
+                member.1 = sub;
+                true
+            }
+            None => {
+                members.push((session, sub));
+                false
+            }
+        };
+        let group = ShareGroup {
+            key: key.clone(),
+            members,
+            next,
+        };
+        groups.insert(name.into(), Arc::new(group));
+        existed
+    }
+
+    /// The shared subscription group `key` (`$share/GROUP/FILTER`), if it
+    /// has members.
+    pub fn group(&self, key: &TopicFilter) -> Option<Arc<ShareGroup>> {
+        let (name, inner) = shared_parts(key)?;
+        let mut node = &self.root;
+        for level in filter_levels(&inner) {
+            node = match level {
+                "+" => node.plus.as_deref()?,
+                l => node.children.get(l)?,
+            };
+        }
+        let at = node.shared.as_deref()?;
+        let groups = if ends_with_hash(&inner) {
+            &at.hash
+        } else {
+            &at.exact
+        };
+        groups.get(name.as_str()).cloned()
+    }
+
     /// Every session with a subscription matching `topic`, each once.
     pub fn route(&self, topic: &TopicName) -> Vec<Target> {
+        self.routes(topic).targets
+    }
+
+    /// Every session with a non-shared subscription matching `topic`, each
+    /// once, and every shared group whose filter matches.
+    pub fn routes(&self, topic: &TopicName) -> Routes {
         let mut found: Vec<Target> = Vec::new();
+        let mut groups: Vec<Arc<ShareGroup>> = Vec::new();
         let system = topic.as_str().starts_with('$');
         let mut frontier: Vec<&Node> = vec![&self.root];
         let mut next: Vec<&Node> = Vec::new();
@@ -150,6 +264,9 @@ impl Router {
             for node in frontier.drain(..) {
                 if wildcards {
                     collect(&node.hash, &mut found);
+                    if let Some(at) = &node.shared {
+                        groups.extend(at.hash.values().cloned());
+                    }
                 }
                 if let Some(child) = node.children.get(level) {
                     next.push(child);
@@ -164,9 +281,62 @@ impl Router {
             // `sport/#` also matches `sport` itself (§4.7.1.2).
             collect(&node.hash, &mut found);
             collect(&node.exact, &mut found);
+            if let Some(at) = &node.shared {
+                groups.extend(at.hash.values().cloned());
+                groups.extend(at.exact.values().cloned());
+            }
         }
-        found
+        Routes {
+            targets: found,
+            groups,
+        }
     }
+}
+
+/// The ShareName and inner filter of a `$share/GROUP/FILTER` subscription.
+fn shared_parts(filter: &TopicFilter) -> Option<(pigeon_proto::string::MqttStr, TopicFilter)> {
+    if !filter.as_str().starts_with("$share/") {
+        return None;
+    }
+    match Parsed::parse(filter.as_mqtt_str().clone()) {
+        Ok(Parsed::Shared(shared)) => Some(shared.into_parts()),
+        _ => None,
+    }
+}
+
+/// Removes `session` from the group `name` at `node`; returns whether it
+/// was a member. An empty group goes, and so does an empty `SharedAt`.
+fn leave(node: &mut Node, name: &str, hash: bool, session: SessionId) -> bool {
+    let Some(at) = node.shared.as_deref_mut() else {
+        return false;
+    };
+    let groups = if hash { &mut at.hash } else { &mut at.exact };
+    let Some(old) = groups.get(name) else {
+        return false;
+    };
+    let members: Vec<_> = old
+        .members
+        .iter()
+        .filter(|(s, _)| *s != session)
+        .cloned()
+        .collect();
+    if members.len() == old.members.len() {
+        return false;
+    }
+    if members.is_empty() {
+        groups.remove(name);
+    } else {
+        let group = ShareGroup {
+            key: old.key.clone(),
+            members,
+            next: old.next.clone(),
+        };
+        groups.insert(name.into(), Arc::new(group));
+    }
+    if at.hash.is_empty() && at.exact.is_empty() {
+        node.shared = None;
+    }
+    true
 }
 
 fn ends_with_hash(filter: &TopicFilter) -> bool {
@@ -315,6 +485,42 @@ mod tests {
         assert!(r.unsubscribe(&filter("a/+/c"), 1));
         assert!(!r.unsubscribe(&filter("a/+/c"), 1));
         assert!(r.unsubscribe(&filter("a/#"), 1));
+        assert!(r.is_empty());
+        assert!(r.root.is_empty(), "pruned");
+    }
+
+    #[test]
+    fn shared_groups_are_found_by_their_filter_and_left_without_a_trace() {
+        let mut r = Router::new();
+        assert!(!r.subscribe(&filter("$share/g/a/+"), 1, sub(QoS::AtLeastOnce)));
+        assert!(!r.subscribe(&filter("$share/g/a/+"), 2, sub(QoS::AtMostOnce)));
+        assert!(!r.subscribe(&filter("$share/h/a/#"), 1, sub(QoS::AtMostOnce)));
+        assert!(r.subscribe(&filter("$share/g/a/+"), 2, sub(QoS::ExactlyOnce)));
+        assert_eq!(r.len(), 3);
+        let routes = r.routes(&topic("a/b"));
+        assert!(
+            routes.targets.is_empty(),
+            "shared members are not plain targets"
+        );
+        let mut keys: Vec<&str> = routes.groups.iter().map(|g| g.key.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, ["$share/g/a/+", "$share/h/a/#"]);
+        let g = r.group(&filter("$share/g/a/+")).unwrap();
+        assert_eq!(
+            g.members,
+            [(1, sub(QoS::AtLeastOnce)), (2, sub(QoS::ExactlyOnce))]
+        );
+        // `$share/h/#`'s filter still skips `$` topics (MQTT-4.7.2-1).
+        r.subscribe(&filter("$share/h/#"), 3, sub(QoS::AtMostOnce));
+        assert!(r.routes(&topic("$SYS/x")).groups.is_empty());
+        for (f, s) in [
+            ("$share/g/a/+", 1),
+            ("$share/g/a/+", 2),
+            ("$share/h/a/#", 1),
+            ("$share/h/#", 3),
+        ] {
+            assert!(r.unsubscribe(&filter(f), s), "{f} {s}");
+        }
         assert!(r.is_empty());
         assert!(r.root.is_empty(), "pruned");
     }

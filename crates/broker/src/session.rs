@@ -16,7 +16,7 @@ use pigeon_proto::flow::SessionState;
 use pigeon_proto::topic::TopicFilter;
 use pigeon_proto::{QoS, ReasonCode};
 
-use crate::router::{SessionId, Subscription};
+use crate::router::{SessionId, ShareGroup, Subscription};
 use crate::store::{LastWill, Op, Pending, Seq, Store, Stored};
 
 /// A queued message's body: in memory (shared by every session it goes
@@ -63,6 +63,9 @@ pub struct Delivery {
     /// The store op that wrote it there: once that is durable, the body
     /// may leave memory.
     pub seq: Seq,
+    /// The shared subscription group it came through, if any: when this
+    /// session's client goes, an unsent message goes to another member.
+    pub shared: Option<Arc<ShareGroup>>,
 }
 
 /// What [`Session::enqueue`] needs to record a message on disk for a
@@ -143,6 +146,9 @@ pub struct Inner {
     /// A will waiting out its Will Delay Interval, and when it is due (the
     /// delay or the session's end, whichever comes first).
     pub delayed_will: Option<(Arc<LastWill>, Instant)>,
+    /// QoS 1/2 messages in flight to it that came through a shared
+    /// subscription, by packet id.
+    pub shared_in_flight: HashMap<u16, Arc<ShareGroup>>,
 }
 
 /// A session.
@@ -426,6 +432,23 @@ impl Inner {
         }
     }
 
+    /// Takes the queued messages that came through shared subscriptions,
+    /// keeping the others in order.
+    pub fn take_shared(&mut self) -> Vec<Delivery> {
+        if self.queue.iter().all(|d| d.shared.is_none()) {
+            return Vec::new();
+        }
+        let (shared, own): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition(|d| d.shared.is_some());
+        self.clear_queue();
+        for d in own {
+            self.remember(&d);
+            self.queue.push_back(d);
+        }
+        shared.into()
+    }
+
     /// Empties the queue.
     pub fn clear_queue(&mut self) {
         self.queue.clear();
@@ -451,6 +474,7 @@ mod tests {
             expires_at: None,
             stored: None,
             seq: 0,
+            shared: None,
         }
     }
 

@@ -393,3 +393,23 @@ async fn a_will_waiting_out_its_delay_survives_a_restart() {
         .is_none());
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_shared_subscription_survives_a_restart() {
+    // §4.8.2 with a persistent member: its group membership is session
+    // state, kept like any subscription.
+    let dir = tempfile::tempdir().unwrap();
+    let broker = durable_broker(dir.path()).await;
+    let (mut m, _) = resume(&broker, V5, "member").await;
+    m.send(subscribe(1, &[("$share/g/jobs", QoS::AtLeastOnce)]))
+        .await;
+    assert!(matches!(m.recv().await, Some(Packet::SubAck(_))));
+    drop(m);
+    let broker = restart(broker, dir.path()).await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    publish_acked(&mut p, "jobs", b"after", QoS::AtLeastOnce, 1).await;
+    let (mut m, present) = resume(&broker, V5, "member").await;
+    assert!(present);
+    assert_eq!(expect_publish(m.recv().await).payload, b"after"[..]);
+    broker.shutdown().await;
+}

@@ -577,3 +577,269 @@ async fn a_clean_start_ends_the_old_session_and_sends_its_waiting_will() {
         "will/c"
     );
 }
+
+/// A member of `$share/<group>/<filter>` (clean start, or a session that
+/// lives `expiry` seconds).
+async fn member(
+    broker: &pigeon_broker::Broker,
+    client: &str,
+    share: &str,
+    q: QoS,
+    expiry: u32,
+) -> Raw {
+    let mut connect = connect_packet(V5, client, true);
+    connect.properties.session_expiry_interval = Some(expiry);
+    let (mut c, _) = Raw::connect_with(broker, connect).await;
+    assert_eq!(
+        sub(&mut c, share, q).await,
+        [
+            ReasonCode::GRANTED_QOS_0,
+            ReasonCode::GRANTED_QOS_1,
+            ReasonCode::GRANTED_QOS_2
+        ][q as usize..=q as usize]
+    );
+    c
+}
+
+/// Payloads that arrive at `c` within `wait` (acknowledging QoS 1).
+async fn drain(c: &mut Raw, wait: Duration) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    while let Some(p) = c.recv_within(wait).await {
+        if let Packet::Publish(p) = p {
+            if let (QoS::AtLeastOnce, Some(id)) = (p.qos, p.packet_id) {
+                c.send(Packet::PubAck(pigeon_proto::codec::Ack::new(id)))
+                    .await;
+            }
+            got.push(p.payload.to_vec());
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_shared_subscription_gives_each_message_to_one_member_in_turn() {
+    // §4.8.2: each message goes to one session of the group (round robin
+    // by default); a non-shared subscriber still gets every one.
+    let broker = broker().await;
+    let mut a = member(&broker, "a", "$share/g/jobs/+", QoS::AtLeastOnce, 0).await;
+    let mut b = member(&broker, "b", "$share/g/jobs/+", QoS::AtLeastOnce, 0).await;
+    let mut c = member(&broker, "c", "$share/g/jobs/+", QoS::AtLeastOnce, 0).await;
+    let mut all = Raw::connect(&broker, V5, "all").await;
+    sub(&mut all, "jobs/#", QoS::AtMostOnce).await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    for n in 1..=6u8 {
+        p.send(Packet::Publish(publish(
+            "jobs/x",
+            &[n],
+            QoS::AtLeastOnce,
+            n.into(),
+        )))
+        .await;
+        p.recv().await;
+    }
+    let wait = Duration::from_millis(300);
+    let (ga, gb, gc) = (
+        drain(&mut a, wait).await,
+        drain(&mut b, wait).await,
+        drain(&mut c, wait).await,
+    );
+    assert_eq!(
+        (ga.len(), gb.len(), gc.len()),
+        (2, 2, 2),
+        "{ga:?} {gb:?} {gc:?}"
+    );
+    let mut every: Vec<u8> = ga.iter().chain(&gb).chain(&gc).map(|p| p[0]).collect();
+    every.sort();
+    assert_eq!(every, [1, 2, 3, 4, 5, 6], "each once");
+    assert_eq!(drain(&mut all, wait).await.len(), 6);
+}
+
+#[tokio::test]
+async fn shared_subscriptions_get_no_retained_messages_and_refuse_no_local() {
+    // §4.8.2 (no retained messages on a shared subscribe); MQTT-3.8.3-4
+    // (No Local on a shared subscription is a Protocol Error).
+    let broker = broker().await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    let mut m = publish("r/1", b"kept", QoS::AtMostOnce, 0);
+    m.retain = true;
+    p.send(Packet::Publish(m)).await;
+    let mut a = member(&broker, "a", "$share/g/r/+", QoS::AtMostOnce, 0).await;
+    assert!(a.recv_within(Duration::from_millis(300)).await.is_none());
+    let options = SubscriptionOptions {
+        no_local: true,
+        ..qos(QoS::AtMostOnce)
+    };
+    a.send(subscribe_with(2, "$share/g/x", options, None)).await;
+    assert_eq!(
+        last_disconnect(&a.closed().await),
+        Some(ReasonCode::PROTOCOL_ERROR)
+    );
+}
+
+#[tokio::test]
+async fn a_member_that_leaves_hands_its_unacknowledged_messages_to_another() {
+    // §4.8.2: a QoS 1 message in flight to a member whose session ends, and
+    // the messages queued for it, go to another member, not lost.
+    let broker = broker_with(|c| c.limits.max_inflight = 1).await;
+    let mut a = member(&broker, "a", "$share/g/w", QoS::AtLeastOnce, 0).await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    for n in 1..=3u8 {
+        p.send(Packet::Publish(publish(
+            "w",
+            &[n],
+            QoS::AtLeastOnce,
+            n.into(),
+        )))
+        .await;
+        p.recv().await;
+    }
+    // `a` holds message 1 unacknowledged (its window is 1), 2 and 3 wait.
+    assert_eq!(expect_publish(a.recv().await).payload, [1][..]);
+    let mut b = member(&broker, "b", "$share/g/w", QoS::AtLeastOnce, 0).await;
+    drop(a);
+    let mut got: Vec<u8> = drain(&mut b, Duration::from_millis(1000))
+        .await
+        .iter()
+        .map(|p| p[0])
+        .collect();
+    got.sort();
+    assert_eq!(got, [1, 2, 3]);
+}
+
+#[tokio::test]
+async fn a_qos2_message_sent_to_a_member_stays_with_its_session() {
+    // MQTT-4.8.2-4: the delivery of a QoS 2 message sent to a member whose
+    // connection broke is completed when it reconnects, not given to another.
+    let broker = broker().await;
+    let mut a = member(&broker, "a", "$share/g/q2", QoS::ExactlyOnce, 600).await;
+    let mut b = member(&broker, "b", "$share/g/q2", QoS::ExactlyOnce, 600).await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    p.send(Packet::Publish(publish("q2", b"once", QoS::ExactlyOnce, 1)))
+        .await;
+    let (mut first, mut other) = (None, None);
+    tokio::select! {
+        got = a.recv() => { first = Some(("a", got)); }
+        got = b.recv() => { other = Some(("b", got)); }
+    }
+    let (who, got) = first.or(other).unwrap();
+    assert_eq!(expect_publish(got).payload, b"once"[..]);
+    let (mut gone, mut stays) = if who == "a" { (a, b) } else { (b, a) };
+    drop(std::mem::replace(&mut gone, Raw::open(&broker, V5).await));
+    assert!(
+        stays
+            .recv_within(Duration::from_millis(500))
+            .await
+            .is_none(),
+        "not given to the other"
+    );
+    let mut back = come_back(&broker, who).await;
+    let again = expect_publish(back.recv().await);
+    assert!(again.dup, "resent to the member it was sent to");
+    assert_eq!(again.payload, b"once"[..]);
+}
+
+#[tokio::test]
+async fn a_member_with_a_full_queue_is_skipped() {
+    // §4.8.2: a member that cannot take the message is passed over.
+    let broker = broker_with(|c| {
+        c.limits.max_inflight = 1;
+        c.limits.max_queued_messages = 1;
+    })
+    .await;
+    let mut slow = member(&broker, "slow", "$share/g/f", QoS::AtLeastOnce, 0).await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    for n in 1..=2u8 {
+        p.send(Packet::Publish(publish(
+            "f",
+            &[n],
+            QoS::AtLeastOnce,
+            n.into(),
+        )))
+        .await;
+        p.recv().await;
+    }
+    // `slow`: 1 in flight (never acknowledged), 2 queued: full.
+    assert_eq!(expect_publish(slow.recv().await).payload, [1][..]);
+    let mut fast = member(&broker, "fast", "$share/g/f", QoS::AtLeastOnce, 0).await;
+    for n in 3..=6u8 {
+        p.send(Packet::Publish(publish(
+            "f",
+            &[n],
+            QoS::AtLeastOnce,
+            n.into(),
+        )))
+        .await;
+        match p.recv().await {
+            Some(Packet::PubAck(a)) => assert_eq!(a.reason_code, ReasonCode::SUCCESS),
+            other => panic!("{other:?}"),
+        }
+        // `fast` takes (and acknowledges) every one, whoever's turn it was.
+        let got = drain(&mut fast, Duration::from_millis(200)).await;
+        assert_eq!(got, [vec![n]]);
+    }
+}
+
+#[tokio::test]
+async fn sticky_and_random_strategies() {
+    use pigeon_broker::config::SharedStrategy;
+    // Sticky: one publisher's messages all go to the same member.
+    let broker =
+        broker_with(|c| c.features.shared_subscription_strategy = SharedStrategy::Sticky).await;
+    let mut a = member(&broker, "a", "$share/g/s", QoS::AtMostOnce, 0).await;
+    let mut b = member(&broker, "b", "$share/g/s", QoS::AtMostOnce, 0).await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    for n in 0..10u8 {
+        p.send(Packet::Publish(publish("s", &[n], QoS::AtMostOnce, 0)))
+            .await;
+    }
+    let wait = Duration::from_millis(300);
+    let counts = (
+        drain(&mut a, wait).await.len(),
+        drain(&mut b, wait).await.len(),
+    );
+    assert!(counts == (10, 0) || counts == (0, 10), "{counts:?}");
+
+    // Random: every message to exactly one member.
+    let broker =
+        broker_with(|c| c.features.shared_subscription_strategy = SharedStrategy::Random).await;
+    let mut a = member(&broker, "a", "$share/g/s", QoS::AtMostOnce, 0).await;
+    let mut b = member(&broker, "b", "$share/g/s", QoS::AtMostOnce, 0).await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    for n in 0..40u8 {
+        p.send(Packet::Publish(publish("s", &[n], QoS::AtMostOnce, 0)))
+            .await;
+    }
+    let (ga, gb) = (drain(&mut a, wait).await, drain(&mut b, wait).await);
+    assert_eq!(ga.len() + gb.len(), 40);
+    assert!(
+        !ga.is_empty() && !gb.is_empty(),
+        "both picked: {} / {}",
+        ga.len(),
+        gb.len()
+    );
+}
+
+#[tokio::test]
+async fn unsubscribing_leaves_the_group() {
+    let broker = broker().await;
+    let mut a = member(&broker, "a", "$share/g/u", QoS::AtMostOnce, 0).await;
+    let mut b = member(&broker, "b", "$share/g/u", QoS::AtMostOnce, 0).await;
+    a.send(Packet::Unsubscribe(pigeon_proto::codec::Unsubscribe {
+        packet_id: PacketId::new(9).unwrap(),
+        properties: Default::default(),
+        filters: vec!["$share/g/u".try_into().unwrap()],
+    }))
+    .await;
+    match a.recv().await {
+        Some(Packet::UnsubAck(u)) => assert_eq!(u.reason_codes, [ReasonCode::SUCCESS]),
+        other => panic!("{other:?}"),
+    }
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    for n in 0..4u8 {
+        p.send(Packet::Publish(publish("u", &[n], QoS::AtMostOnce, 0)))
+            .await;
+    }
+    let wait = Duration::from_millis(300);
+    assert_eq!(drain(&mut b, wait).await.len(), 4);
+    assert!(drain(&mut a, wait).await.is_empty());
+}
