@@ -25,6 +25,9 @@ pub struct Config {
     pub store_cache_mb: u64,
     /// Whether clients without a user name may connect.
     pub allow_anonymous: bool,
+    /// File of SCRAM-SHA-256 users for MQTT 5 enhanced authentication
+    /// (`USER:SCRAM-SHA-256$…` lines, RFC 5803); empty: SCRAM is not offered.
+    pub scram_users_file: PathBuf,
     /// Seconds between `$SYS` updates; 0 turns them off.
     pub sys_interval: u64,
     /// Whether QoS 0 messages are queued for offline persistent sessions.
@@ -148,6 +151,7 @@ impl Default for Config {
             batch_interval_ms: 100,
             store_cache_mb: 64,
             allow_anonymous: true,
+            scram_users_file: PathBuf::new(),
             sys_interval: 10,
             queue_qos0: false,
             limits: Limits::default(),

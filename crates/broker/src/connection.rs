@@ -25,7 +25,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 
-use crate::auth::Credentials;
+use crate::auth::{AuthExchange, AuthStep, Credentials, Refusal};
 use crate::broker::Shared;
 use crate::router::Subscription;
 use crate::session::{Body, Delivery, Session};
@@ -64,6 +64,29 @@ pub(crate) fn serve(
     }
 }
 
+/// Where enhanced authentication of a CONNECT stands.
+enum Authenticated {
+    /// Go on, with the method's final data for CONNACK, if any.
+    Yes(Option<Bytes>),
+    /// Waiting for the client's next AUTH.
+    Pending,
+    /// The CONNECT was refused.
+    Refused,
+}
+
+/// A connection doing enhanced authentication (§4.12).
+#[derive(Debug)]
+struct Enhanced {
+    /// CONNECT's Authentication Method.
+    method: pigeon_proto::string::MqttStr,
+    /// The exchange in progress (or the last one).
+    exchange: Box<dyn AuthExchange>,
+    /// The CONNECT waiting for the exchange to succeed.
+    connect: Option<Box<Connect>>,
+    /// The exchange succeeded with this final data, for CONNACK.
+    succeeded: Option<Option<Bytes>>,
+}
+
 /// The session a connection holds.
 struct Held {
     session: Arc<Session>,
@@ -87,6 +110,8 @@ struct Conn {
     /// A CONNECT waiting for its session: attaching may wait for a
     /// take-over, so it runs outside the (synchronous) packet handling.
     connecting: Option<Box<Connect>>,
+    /// Enhanced authentication, for clients whose CONNECT named a method.
+    auth: Option<Box<Enhanced>>,
     /// The will, as the message it becomes (most clients have none).
     will: Option<Arc<LastWill>>,
     /// Store ops this connection's packets caused that are not yet known
@@ -127,6 +152,7 @@ impl Conn {
             write_buf: BytesMut::new(),
             held: None,
             connecting: None,
+            auth: None,
             will: None,
             pending: None,
             batch: Vec::new(),
@@ -401,6 +427,7 @@ impl Conn {
                     );
                 }
                 Event::Subscribe(subscribe) => self.on_subscribe(subscribe),
+                Event::Auth(auth) => self.on_auth(auth),
                 Event::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
                 Event::Disconnected(d) => {
                     // MQTT-3.14.4-3 (5.0): a normal DISCONNECT discards the
@@ -440,14 +467,21 @@ impl Conn {
     async fn on_connect(&mut self, connect: Connect) {
         let shared = self.shared.clone();
         let limits = &shared.config.limits;
-        if let Some(code) = self.refusal(&connect) {
-            let connack = ConnAck {
-                reason_code: code,
-                ..ConnAck::default()
-            };
-            let _ = self.flow.refuse(connack);
+        if let Some(refusal) = self.refusal(&connect) {
+            self.refuse(refusal);
             return;
         }
+        let auth_data = match self.enhanced_auth(&connect) {
+            Authenticated::Yes(data) => data,
+            Authenticated::Pending => {
+                // CONNECT completes when the exchange succeeds.
+                if let Some(auth) = self.auth.as_mut() {
+                    auth.connect = Some(Box::new(connect));
+                }
+                return;
+            }
+            Authenticated::Refused => return,
+        };
         let v5 = connect.protocol.is_v5();
         let mut connack = ConnAck::default();
         let mut client_id: Arc<str> = connect.client_id.as_str().into();
@@ -502,6 +536,11 @@ impl Conn {
                 p.server_keep_alive = Some(limits.max_keep_alive);
             }
         }
+        if let Some(auth) = &self.auth {
+            // MQTT-4.12.0-5 (5.0): the CONNACK names the method.
+            connack.properties.authentication_method = Some(auth.method.clone());
+            connack.properties.authentication_data = auth_data;
+        }
         if let Err(e) = self.flow.accept(now(), connack, attached.flow) {
             self.log_peer_error(&e);
         }
@@ -520,8 +559,122 @@ impl Conn {
         tracing::debug!(client_id = %client_id, protocol = %connect.protocol, "client connected");
     }
 
+    /// Refuses the CONNECT with `refusal`'s code, Reason String and Server
+    /// Reference (the properties reach v5 clients only).
+    fn refuse(&mut self, refusal: Refusal) {
+        let mut connack = ConnAck {
+            reason_code: refusal.code,
+            ..ConnAck::default()
+        };
+        let p = &mut connack.properties;
+        p.reason_string = refusal.reason.and_then(|r| r.as_str().try_into().ok());
+        p.server_reference = refusal
+            .server_reference
+            .and_then(|r| r.as_str().try_into().ok());
+        let _ = self.flow.refuse(connack);
+    }
+
+    /// Enhanced authentication of `connect` (§4.12): starts the method it
+    /// names, or finds the exchange that already succeeded.
+    fn enhanced_auth(&mut self, connect: &Connect) -> Authenticated {
+        let Some(method) = &connect.properties.authentication_method else {
+            return Authenticated::Yes(None);
+        };
+        if let Some(data) = self.auth.as_mut().and_then(|a| a.succeeded.take()) {
+            return Authenticated::Yes(data);
+        }
+        let shared = self.shared.clone();
+        let Some(m) = shared.auth.method(method) else {
+            // MQTT-4.12.0-1 (5.0).
+            self.refuse(ReasonCode::BAD_AUTHENTICATION_METHOD.into());
+            return Authenticated::Refused;
+        };
+        let (exchange, step) = m.start(connect.properties.authentication_data.as_deref());
+        self.auth = Some(Box::new(Enhanced {
+            method: method.clone(),
+            exchange,
+            connect: None,
+            succeeded: None,
+        }));
+        match step {
+            AuthStep::Success(data) => Authenticated::Yes(data),
+            step => {
+                self.answer_auth(step, false);
+                match self.flow.is_closed() {
+                    true => Authenticated::Refused,
+                    false => Authenticated::Pending,
+                }
+            }
+        }
+    }
+
+    /// An AUTH from the client: the next step of the exchange before
+    /// CONNACK, or a re-authentication once connected (MQTT-4.12.1-1).
+    fn on_auth(&mut self, auth: pigeon_proto::codec::Disconnect) {
+        let data = auth.properties.authentication_data.clone();
+        let reauth = self.flow.is_open();
+        let shared = self.shared.clone();
+        let Some(enhanced) = self.auth.as_mut() else {
+            return; // the flow lets AUTH through only with a method
+        };
+        let step = match auth.reason_code {
+            ReasonCode::RE_AUTHENTICATE => match shared.auth.method(&enhanced.method) {
+                Some(m) => {
+                    let (exchange, step) = m.start(data.as_deref());
+                    enhanced.exchange = exchange;
+                    step
+                }
+                None => AuthStep::Fail(ReasonCode::BAD_AUTHENTICATION_METHOD.into()),
+            },
+            _ => enhanced.exchange.step(data.as_deref()),
+        };
+        self.answer_auth(step, reauth);
+    }
+
+    /// Carries out an exchange's step: AUTH 0x18 with the method's data;
+    /// on success CONNECT completes (or, re-authenticating, AUTH 0x00); on
+    /// failure CONNACK refuses (or, re-authenticating, DISCONNECT,
+    /// MQTT-4.12.1-2).
+    fn answer_auth(&mut self, step: AuthStep, reauth: bool) {
+        let Some(enhanced) = self.auth.as_mut() else {
+            return;
+        };
+        let auth_packet = |code: ReasonCode, data: Option<Bytes>| {
+            let mut p = Properties::default();
+            p.authentication_method = Some(enhanced.method.clone());
+            p.authentication_data = data;
+            Packet::Auth(pigeon_proto::codec::Disconnect {
+                reason_code: code,
+                properties: p.into(),
+            })
+        };
+        match step {
+            AuthStep::Continue(data) => {
+                let _ = self
+                    .flow
+                    .send(auth_packet(ReasonCode::CONTINUE_AUTHENTICATION, Some(data)));
+            }
+            AuthStep::Success(data) if reauth => {
+                let _ = self.flow.send(auth_packet(ReasonCode::SUCCESS, data));
+            }
+            AuthStep::Success(data) => {
+                enhanced.succeeded = Some(data);
+                self.connecting = enhanced.connect.take();
+            }
+            AuthStep::Fail(refusal) if reauth => {
+                let mut p = Properties::default();
+                p.reason_string = refusal.reason.and_then(|r| r.as_str().try_into().ok());
+                p.server_reference = refusal
+                    .server_reference
+                    .and_then(|r| r.as_str().try_into().ok());
+                self.flow.disconnect(refusal.code, p);
+            }
+            AuthStep::Fail(refusal) => self.refuse(refusal),
+        }
+    }
+
     /// The CONNACK code refusing `connect`, if it must be refused.
-    fn refusal(&self, connect: &Connect) -> Option<ReasonCode> {
+    fn refusal(&self, connect: &Connect) -> Option<Refusal> {
         let limits = &self.shared.config.limits;
         let id = connect.client_id.as_str();
         let id_rejected = id.len() > limits.max_client_id_len
@@ -530,7 +683,7 @@ impl Conn {
             || (id.is_empty() && connect.protocol == Protocol::V3_1)
             || (id.is_empty() && connect.protocol == Protocol::V3_1_1 && !connect.clean_start);
         if id_rejected {
-            return Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+            return Some(Refusal::from(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID));
         }
         let credentials = Credentials {
             client_id: id,
@@ -538,23 +691,27 @@ impl Conn {
             password: connect.password.as_deref(),
             protocol: connect.protocol,
         };
-        if let Err(code) = self.shared.auth.authenticate(&credentials) {
-            return Some(code);
+        // With an Authentication Method the method decides (§4.12).
+        let enhanced = connect.properties.authentication_method.is_some();
+        if !enhanced {
+            if let Err(refusal) = self.shared.auth.authenticate(&credentials) {
+                return Some(refusal);
+            }
         }
         // Catalogue C13: a v3 client cannot be told a lower keep-alive.
         if !connect.protocol.is_v5() && connect.keep_alive > limits.max_keep_alive {
-            return Some(ReasonCode::SERVER_UNAVAILABLE);
+            return Some(Refusal::from(ReasonCode::SERVER_UNAVAILABLE));
         }
         if let Some(will) = &connect.will {
             if will.topic.check_levels(limits.max_topic_levels).is_err() {
-                return Some(ReasonCode::TOPIC_NAME_INVALID);
+                return Some(Refusal::from(ReasonCode::TOPIC_NAME_INVALID));
             }
             // MQTT-3.2.2-12, MQTT-3.2.2-13 (5.0).
             if will.qos > self.shared.maximum_qos() {
-                return Some(ReasonCode::QOS_NOT_SUPPORTED);
+                return Some(Refusal::from(ReasonCode::QOS_NOT_SUPPORTED));
             }
             if will.retain && !self.shared.config.features.retain {
-                return Some(ReasonCode::RETAIN_NOT_SUPPORTED);
+                return Some(Refusal::from(ReasonCode::RETAIN_NOT_SUPPORTED));
             }
         }
         None

@@ -34,9 +34,7 @@ impl Broker {
     /// holds), binds the listener and starts serving, with the default
     /// authentication policy.
     pub async fn start(config: Config) -> io::Result<Broker> {
-        let auth = DefaultPolicy {
-            allow_anonymous: config.allow_anonymous,
-        };
+        let auth = DefaultPolicy::from_config(&config).map_err(io::Error::other)?;
         let store = open_store(&config).map_err(io::Error::other)?;
         Broker::start_with(config, store, Box::new(auth)).await
     }

@@ -843,3 +843,201 @@ async fn unsubscribing_leaves_the_group() {
     assert_eq!(drain(&mut b, wait).await.len(), 4);
     assert!(drain(&mut a, wait).await.is_empty());
 }
+
+mod enhanced_auth {
+    use super::*;
+    use bytes::Bytes;
+    use pigeon_broker::auth::scram::{ScramClient, ScramSecret};
+    use pigeon_proto::codec::Disconnect;
+
+    const METHOD: &str = "SCRAM-SHA-256";
+
+    /// A broker whose SCRAM users file holds `user` / `pencil`.
+    async fn scram_broker() -> (pigeon_broker::Broker, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("scram");
+        let secret = ScramSecret::new("pencil", 4096).to_rfc5803();
+        std::fs::write(&file, format!("# test users\nuser:{secret}\n")).unwrap();
+        let broker = broker_with(|c| c.scram_users_file = file).await;
+        (broker, dir)
+    }
+
+    fn auth_packet(code: ReasonCode, data: Vec<u8>) -> Packet {
+        let mut a = Disconnect::new(code);
+        a.properties.authentication_method = Some(METHOD.try_into().unwrap());
+        a.properties.authentication_data = Some(Bytes::from(data));
+        Packet::Auth(a)
+    }
+
+    /// The data of the AUTH `packet`, checking its code and method.
+    fn auth_data(packet: Option<Packet>, code: ReasonCode) -> Bytes {
+        match packet {
+            Some(Packet::Auth(a)) => {
+                assert_eq!(a.reason_code, code);
+                assert_eq!(a.properties.authentication_method.as_deref(), Some(METHOD));
+                a.properties.authentication_data.clone().unwrap()
+            }
+            other => panic!("expected AUTH, got {other:?}"),
+        }
+    }
+
+    /// CONNECT with SCRAM's first message; returns the client, its SCRAM
+    /// state and the server-first-message.
+    async fn begin(broker: &pigeon_broker::Broker, password: &str) -> (Raw, ScramClient, Bytes) {
+        let scram = ScramClient::new("user", password);
+        let mut connect = connect_packet(V5, "scram", true);
+        connect.properties.authentication_method = Some(METHOD.try_into().unwrap());
+        connect.properties.authentication_data = Some(Bytes::from(scram.first()));
+        let (c, reply) = Raw::connect_with(broker, connect).await;
+        // MQTT-4.12.0-2: more is needed: AUTH 0x18.
+        let server_first = auth_data(Some(reply), ReasonCode::CONTINUE_AUTHENTICATION);
+        (c, scram, server_first)
+    }
+
+    #[tokio::test]
+    async fn scram_sha256_authenticates_and_the_broker_proves_itself() {
+        // MQTT-4.12.0-2, MQTT-4.12.0-3, MQTT-4.12.0-5.
+        let (broker, _dir) = scram_broker().await;
+        let (mut c, mut scram, server_first) = begin(&broker, "pencil").await;
+        let last = scram.last(&server_first).unwrap();
+        c.send(auth_packet(ReasonCode::CONTINUE_AUTHENTICATION, last))
+            .await;
+        let ack = connack(c.recv().await.unwrap());
+        assert_eq!(ack.reason_code, ReasonCode::SUCCESS);
+        assert_eq!(
+            ack.properties.authentication_method.as_deref(),
+            Some(METHOD)
+        );
+        let server_final = ack.properties.authentication_data.clone().unwrap();
+        assert!(
+            scram.verify(&server_final),
+            "the server signature proves the broker knows the secret"
+        );
+        c.send(Packet::PingReq).await;
+        assert_eq!(c.recv().await, Some(Packet::PingResp));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_is_refused_with_0x87() {
+        // MQTT-4.12.0-4: CONNACK 0x80 or above, and the connection closes.
+        let (broker, _dir) = scram_broker().await;
+        let (mut c, mut scram, server_first) = begin(&broker, "crayon").await;
+        let last = scram.last(&server_first).unwrap();
+        c.send(auth_packet(ReasonCode::CONTINUE_AUTHENTICATION, last))
+            .await;
+        let seen = c.closed().await;
+        assert!(
+            matches!(&seen[..], [Packet::ConnAck(a)] if a.reason_code == ReasonCode::NOT_AUTHORIZED),
+            "{seen:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_method_is_refused_with_0x8c() {
+        // MQTT-4.12.0-1
+        let (broker, _dir) = scram_broker().await;
+        let mut connect = connect_packet(V5, "k", true);
+        connect.properties.authentication_method = Some("GS2-KRB5".try_into().unwrap());
+        let (mut c, reply) = Raw::connect_with(&broker, connect).await;
+        assert_eq!(
+            connack(reply).reason_code,
+            ReasonCode::BAD_AUTHENTICATION_METHOD
+        );
+        assert!(c.closed().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn re_authentication_succeeds_with_auth_0x00_and_fails_with_disconnect() {
+        // MQTT-4.12.1-1, MQTT-4.12.1-2.
+        let (broker, _dir) = scram_broker().await;
+        let (mut c, mut scram, server_first) = begin(&broker, "pencil").await;
+        c.send(auth_packet(
+            ReasonCode::CONTINUE_AUTHENTICATION,
+            scram.last(&server_first).unwrap(),
+        ))
+        .await;
+        assert_eq!(
+            connack(c.recv().await.unwrap()).reason_code,
+            ReasonCode::SUCCESS
+        );
+        for (password, succeeds) in [("pencil", true), ("crayon", false)] {
+            let mut again = ScramClient::new("user", password);
+            c.send(auth_packet(ReasonCode::RE_AUTHENTICATE, again.first()))
+                .await;
+            let first = auth_data(c.recv().await, ReasonCode::CONTINUE_AUTHENTICATION);
+            c.send(auth_packet(
+                ReasonCode::CONTINUE_AUTHENTICATION,
+                again.last(&first).unwrap(),
+            ))
+            .await;
+            if succeeds {
+                let v = auth_data(c.recv().await, ReasonCode::SUCCESS);
+                assert!(again.verify(&v));
+            } else {
+                assert_eq!(
+                    last_disconnect(&c.closed().await),
+                    Some(ReasonCode::NOT_AUTHORIZED)
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn auth_without_a_method_in_connect_is_a_protocol_error() {
+        // MQTT-4.12.0-7
+        let broker = broker().await;
+        let mut c = Raw::connect(&broker, V5, "plain").await;
+        c.send(auth_packet(
+            ReasonCode::RE_AUTHENTICATE,
+            b"n,,n=user,r=x".to_vec(),
+        ))
+        .await;
+        assert_eq!(
+            last_disconnect(&c.closed().await),
+            Some(ReasonCode::PROTOCOL_ERROR)
+        );
+    }
+
+    /// An authenticator that sends every client elsewhere.
+    #[derive(Debug)]
+    struct Elsewhere;
+
+    impl pigeon_broker::auth::Authenticator for Elsewhere {
+        fn authenticate(
+            &self,
+            c: &pigeon_broker::auth::Credentials<'_>,
+        ) -> Result<(), pigeon_broker::auth::Refusal> {
+            Err(pigeon_broker::auth::Refusal::redirect(
+                "other.example:1883",
+                c.client_id == "moved",
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_auth_hook_can_redirect_a_client() {
+        // §4.11 Server redirection: 0x9C / 0x9D with a Server Reference.
+        let config = pigeon_broker::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            sys_interval: 0,
+            durability: pigeon_broker::Durability::Memory,
+            ..pigeon_broker::Config::default()
+        };
+        let store = pigeon_broker::open_store(&config).unwrap();
+        let broker = pigeon_broker::Broker::start_with(config, store, Box::new(Elsewhere))
+            .await
+            .unwrap();
+        for (client, code) in [
+            ("busy", ReasonCode::USE_ANOTHER_SERVER),
+            ("moved", ReasonCode::SERVER_MOVED),
+        ] {
+            let (_c, reply) = Raw::connect_with(&broker, connect_packet(V5, client, true)).await;
+            let ack = connack(reply);
+            assert_eq!(ack.reason_code, code);
+            assert_eq!(
+                ack.properties.server_reference.as_deref(),
+                Some("other.example:1883")
+            );
+        }
+    }
+}

@@ -543,10 +543,13 @@ async fn anonymous_clients_are_refused_when_not_allowed() {
 struct OnlyAlice;
 
 impl pigeon_broker::auth::Authenticator for OnlyAlice {
-    fn authenticate(&self, c: &pigeon_broker::auth::Credentials<'_>) -> Result<(), ReasonCode> {
+    fn authenticate(
+        &self,
+        c: &pigeon_broker::auth::Credentials<'_>,
+    ) -> Result<(), pigeon_broker::auth::Refusal> {
         match (c.username, c.password) {
             (Some("alice"), Some(b"secret")) => Ok(()),
-            _ => Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD),
+            _ => Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD.into()),
         }
     }
 }

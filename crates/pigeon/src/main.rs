@@ -1,5 +1,6 @@
-//! The `pigeon` command. `pigeon broker` runs the broker; the client tools
-//! (`pub`, `sub`, `rr`, `bench`, `passwd`) are not written yet and say so.
+//! The `pigeon` command. `pigeon broker` runs the broker; `pigeon passwd
+//! --scram` writes SCRAM-SHA-256 users; the client tools (`pub`, `sub`,
+//! `rr`, `bench`) are not written yet and say so.
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
@@ -30,8 +31,25 @@ enum Command {
     Rr,
     /// Load generator (not written yet).
     Bench,
-    /// Manage a password file (not written yet).
-    Passwd,
+    /// Add or replace a user in a password file (so far: SCRAM-SHA-256
+    /// users for MQTT 5 enhanced authentication, with --scram).
+    Passwd(PasswdArgs),
+}
+
+#[derive(Args)]
+struct PasswdArgs {
+    /// Write a SCRAM-SHA-256 secret (RFC 5803), for `scram_users_file`.
+    #[arg(long = "scram")]
+    scram: bool,
+    /// Take the password from the command line instead of standard input.
+    #[arg(short = 'b')]
+    batch: bool,
+    /// The file to update (created if missing).
+    file: PathBuf,
+    /// The user name.
+    user: String,
+    /// The password (with -b).
+    password: Option<String>,
 }
 
 #[derive(Args)]
@@ -64,13 +82,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Broker(args) => run_broker(args),
+        Command::Passwd(args) => passwd(args),
         other => {
             let name = match other {
                 Command::Pub => "pub",
                 Command::Sub => "sub",
                 Command::Rr => "rr",
-                Command::Bench => "bench",
-                _ => "passwd",
+                _ => "bench",
             };
             eprintln!("pigeon {name}: not implemented yet; use mosquitto_{name} for now");
             return ExitCode::from(2);
@@ -110,8 +128,57 @@ fn load_config(args: &BrokerArgs) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+fn passwd(args: PasswdArgs) -> anyhow::Result<()> {
+    use pigeon_broker::auth::scram::{ScramSecret, DEFAULT_ITERATIONS};
+    if !args.scram {
+        anyhow::bail!(
+            "only SCRAM-SHA-256 users so far: add --scram (pigeon passwd --scram FILE USER)"
+        );
+    }
+    if args.user.is_empty() || args.user.contains([':', '\n']) {
+        anyhow::bail!("the user name must be non-empty and hold no ':' or newline");
+    }
+    let password = match (args.batch, args.password) {
+        (true, Some(p)) => p,
+        (true, None) => anyhow::bail!("-b needs the password after the user name"),
+        (false, Some(_)) => anyhow::bail!("a password on the command line needs -b"),
+        (false, None) => {
+            if std::io::stdin().is_terminal() {
+                eprint!("password for {}: ", args.user);
+            }
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the password")?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    if password.is_empty() {
+        anyhow::bail!("empty password refused");
+    }
+    let existing = match std::fs::read_to_string(&args.file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", args.file.display())),
+    };
+    let prefix = format!("{}:", args.user);
+    let mut lines: Vec<String> = existing
+        .lines()
+        .filter(|l| !l.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect();
+    let secret = ScramSecret::new(&password, DEFAULT_ITERATIONS);
+    lines.push(format!("{prefix}{}", secret.to_rfc5803()));
+    let text = lines.join("\n") + "\n";
+    std::fs::write(&args.file, text)
+        .with_context(|| format!("cannot write {}", args.file.display()))?;
+    Ok(())
+}
+
 fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
+    // Reads the SCRAM users file too, so --test-config checks it.
+    DefaultPolicy::from_config(&config)?;
     if args.test_config {
         println!("configuration ok");
         return Ok(());
@@ -134,9 +201,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     // Opening the store reads back every session and queued message.
     let store = open_store(&config)?;
-    let auth = Box::new(DefaultPolicy {
-        allow_anonymous: config.allow_anonymous,
-    });
+    let auth = Box::new(DefaultPolicy::from_config(&config)?);
     let broker = Broker::start_with(config, store, auth)
         .await
         .with_context(|| {

@@ -15,14 +15,27 @@ impl Connection {
     /// the connection is closed, and the error says why (for the log).
     /// Packets after the connection closed are ignored.
     pub fn handle_packet(&mut self, now: Instant, packet: Packet) -> Result<(), Error> {
-        match self.state {
-            State::Closed => return Ok(()),
-            State::AwaitAccept => {
-                self.deferred.push_back((now, packet));
-                return Ok(());
+        match (self.state, packet) {
+            (State::Closed, _) => Ok(()),
+            // §4.12: the enhanced authentication exchange runs while the
+            // application decides on CONNECT.
+            (State::AwaitAccept, Packet::Auth(auth)) => {
+                self.last_received = Some(now);
+                let result = self.on_auth(auth, true);
+                if let Err(error) = &result {
+                    self.fail(error);
+                }
+                result
             }
-            _ => {}
+            (State::AwaitAccept, packet) => {
+                self.deferred.push_back((now, packet));
+                Ok(())
+            }
+            (_, packet) => self.handle_open(now, packet),
         }
+    }
+
+    fn handle_open(&mut self, now: Instant, packet: Packet) -> Result<(), Error> {
         self.last_received = Some(now);
         let result = self.dispatch(now, packet);
         if let Err(error) = &result {
@@ -68,10 +81,33 @@ impl Connection {
             Packet::PingReq if server => self.transmit.push_back(Packet::PingResp),
             Packet::PingResp if !server => self.ping_sent = None,
             Packet::Disconnect(d) => self.on_disconnect(d)?,
-            Packet::Auth(a) if self.protocol.is_v5() => self.events.push_back(Event::Auth(a)),
+            Packet::Auth(a) if self.protocol.is_v5() => self.on_auth(a, false)?,
             // Catalogue F12: packets only the other role may send.
             other => return Err(unexpected(&other)),
         }
+        Ok(())
+    }
+
+    /// An AUTH packet. A server takes one only when CONNECT named an
+    /// Authentication Method (MQTT-4.12.0-7) and it names the same one
+    /// (MQTT-4.12.0-5, MQTT-4.12.1-1): Continue while CONNECT is pending
+    /// (MQTT-4.12.0-3), Continue or Re-authenticate once connected.
+    fn on_auth(&mut self, auth: Disconnect, connecting: bool) -> Result<(), Error> {
+        if self.is_server() {
+            let method = &auth.properties.authentication_method;
+            let code = auth.reason_code;
+            let allowed = match connecting {
+                true => code == ReasonCode::CONTINUE_AUTHENTICATION,
+                false => {
+                    code == ReasonCode::CONTINUE_AUTHENTICATION
+                        || code == ReasonCode::RE_AUTHENTICATE
+                }
+            };
+            if self.auth_method.is_none() || *method != self.auth_method || !allowed {
+                return Err(Violation::UnexpectedPacket("AUTH").into());
+            }
+        }
+        self.events.push_back(Event::Auth(auth));
         Ok(())
     }
 

@@ -74,3 +74,72 @@ fn reauthentication_names_the_original_authentication_method_v5() {
     client.send(Packet::Auth(other)).unwrap();
     assert!(matches!(&sent(&mut client, now)[..], [Packet::Auth(_)]));
 }
+
+// MQTT-4.12.0-3 (v5)
+#[test]
+fn server_hears_the_clients_auth_while_connect_is_pending_v5() {
+    let now = Instant::now();
+    let mut server = pending_server(now, connect_with_auth("SCRAM-SHA-256"));
+    server.send(auth(Some("SCRAM-SHA-256"))).unwrap();
+    feed(&mut server, now, auth(Some("SCRAM-SHA-256"))).unwrap();
+    assert!(
+        matches!(&events(&mut server)[..], [Event::Auth(a)] if a.reason_code == ReasonCode::CONTINUE_AUTHENTICATION)
+    );
+    // Anything but Continue before CONNACK is a protocol error.
+    let Packet::Auth(mut reauth) = auth(Some("SCRAM-SHA-256")) else {
+        unreachable!()
+    };
+    reauth.reason_code = ReasonCode::RE_AUTHENTICATE;
+    assert!(feed(&mut server, now, Packet::Auth(reauth)).is_err());
+    assert!(server.is_closed());
+}
+
+// MQTT-4.12.0-7, MQTT-4.12.0-5 (v5)
+#[test]
+fn server_refuses_auth_without_or_with_another_method_v5() {
+    // Without a method in CONNECT: a protocol error, DISCONNECT 0x82.
+    let (now, mut server) = server_with(
+        connect(Protocol::V5),
+        ConnAck::default(),
+        SessionState::new(),
+    );
+    assert!(feed(&mut server, now, auth(Some("SCRAM-SHA-256"))).is_err());
+    let out = sent(&mut server, now);
+    assert!(
+        matches!(&out[..], [Packet::Disconnect(d)] if d.reason_code == ReasonCode::PROTOCOL_ERROR),
+        "{out:?}"
+    );
+    // Another method than CONNECT's, once connected.
+    let mut connack = ConnAck::default();
+    connack.properties.authentication_method = Some("SCRAM-SHA-256".try_into().unwrap());
+    let (now, mut server) = server_with(
+        connect_with_auth("SCRAM-SHA-256"),
+        connack,
+        SessionState::new(),
+    );
+    assert!(feed(&mut server, now, auth(Some("PLAIN"))).is_err());
+}
+
+// MQTT-4.12.1-1 (v5)
+#[test]
+fn server_hears_a_reauthentication_once_connected_v5() {
+    let mut connack = ConnAck::default();
+    connack.properties.authentication_method = Some("SCRAM-SHA-256".try_into().unwrap());
+    let (now, mut server) = server_with(
+        connect_with_auth("SCRAM-SHA-256"),
+        connack,
+        SessionState::new(),
+    );
+    let Packet::Auth(mut reauth) = auth(Some("SCRAM-SHA-256")) else {
+        unreachable!()
+    };
+    reauth.reason_code = ReasonCode::RE_AUTHENTICATE;
+    feed(&mut server, now, Packet::Auth(reauth)).unwrap();
+    assert!(
+        matches!(&events(&mut server)[..], [Event::Auth(a)] if a.reason_code == ReasonCode::RE_AUTHENTICATE)
+    );
+    let mut success = Disconnect::new(ReasonCode::SUCCESS);
+    success.properties.authentication_method = Some("SCRAM-SHA-256".try_into().unwrap());
+    server.send(Packet::Auth(success)).unwrap();
+    assert!(matches!(&sent(&mut server, now)[..], [Packet::Auth(_)]));
+}

@@ -1,0 +1,175 @@
+//! Authentication: the hook every CONNECT goes through, and MQTT 5's
+//! enhanced authentication (AUTH packets, §4.12).
+//!
+//! An [`Authenticator`] checks CONNECT's user name and password, and offers
+//! enhanced authentication methods by name ([`AuthMethod`]); the broker
+//! runs a method's challenge/response ([`AuthExchange`]) over AUTH packets
+//! before CONNACK, and again when a client re-authenticates. A refusal can
+//! point the client at another server (0x9C Use another server, 0x9D Server
+//! moved, with a Server Reference). The default policy allows anonymous
+//! clients or not, accepts any user name (as mosquitto without a password
+//! file), and offers SCRAM-SHA-256 ([`scram`]) when given users.
+
+use std::fmt::Debug;
+
+use bytes::Bytes;
+use pigeon_proto::{Protocol, ReasonCode};
+
+pub mod scram;
+
+/// Why a client is refused, and where it might go instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The reason code (v5; mapped for 3.x clients).
+    pub code: ReasonCode,
+    /// A Reason String for v5 clients.
+    pub reason: Option<String>,
+    /// A Server Reference, with 0x9C (Use another server) or 0x9D (Server
+    /// moved): where the client should connect instead (§4.11).
+    pub server_reference: Option<String>,
+}
+
+impl Refusal {
+    /// A refusal with a Reason String.
+    pub fn with_reason(code: ReasonCode, reason: &str) -> Refusal {
+        Refusal {
+            code,
+            reason: Some(reason.to_owned()),
+            server_reference: None,
+        }
+    }
+
+    /// Sends the client to `server` (0x9C Use another server, or 0x9D Server
+    /// moved when `permanent`).
+    pub fn redirect(server: &str, permanent: bool) -> Refusal {
+        let code = match permanent {
+            true => ReasonCode::SERVER_MOVED,
+            false => ReasonCode::USE_ANOTHER_SERVER,
+        };
+        Refusal {
+            code,
+            reason: None,
+            server_reference: Some(server.to_owned()),
+        }
+    }
+}
+
+impl From<ReasonCode> for Refusal {
+    fn from(code: ReasonCode) -> Refusal {
+        Refusal {
+            code,
+            reason: None,
+            server_reference: None,
+        }
+    }
+}
+
+/// The next step of an enhanced authentication exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthStep {
+    /// Send this data to the client (AUTH 0x18) and wait for its answer.
+    Continue(Bytes),
+    /// Authenticated; the data, if any, goes to the client in CONNACK (or
+    /// in AUTH 0x00 after a re-authentication).
+    Success(Option<Bytes>),
+    /// Refused.
+    Fail(Refusal),
+}
+
+/// An enhanced authentication method (CONNECT's Authentication Method).
+pub trait AuthMethod: Debug + Send + Sync {
+    /// Its name, as clients write it.
+    fn name(&self) -> &str;
+    /// Begins an exchange with the client's first Authentication Data (from
+    /// CONNECT, or from AUTH 0x19 when re-authenticating).
+    fn start(&self, data: Option<&[u8]>) -> (Box<dyn AuthExchange>, AuthStep);
+}
+
+/// One exchange of an [`AuthMethod`] with one client.
+pub trait AuthExchange: Debug + Send {
+    /// The client's next Authentication Data (AUTH 0x18).
+    fn step(&mut self, data: Option<&[u8]>) -> AuthStep;
+    /// Who the exchange authenticated (or is authenticating), if known.
+    fn user(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// What a client presents in CONNECT.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    /// The client identifier (possibly empty before one is assigned).
+    pub client_id: &'a str,
+    /// The user name, if sent.
+    pub username: Option<&'a str>,
+    /// The password, if sent.
+    pub password: Option<&'a [u8]>,
+    /// The protocol version.
+    pub protocol: Protocol,
+}
+
+/// Decides whether a client may connect.
+pub trait Authenticator: Debug + Send + Sync {
+    /// For a CONNECT without an Authentication Method: `Ok` to accept, or
+    /// the refusal (v5 codes; they are mapped for 3.x clients: 0x86 → 4,
+    /// 0x87 → 5, others → 3).
+    fn authenticate(&self, credentials: &Credentials<'_>) -> Result<(), Refusal>;
+
+    /// The enhanced authentication method called `name`, if offered. A
+    /// CONNECT naming another gets CONNACK 0x8C (MQTT-4.12.0-1).
+    fn method(&self, name: &str) -> Option<&dyn AuthMethod> {
+        let _ = name;
+        None
+    }
+}
+
+/// The default: clients without a user name are accepted only if anonymous
+/// access is allowed; any user name is accepted (there is no password file).
+/// SCRAM-SHA-256 is offered when it has users.
+#[derive(Debug, Default)]
+pub struct DefaultPolicy {
+    /// Whether clients without a user name may connect.
+    pub allow_anonymous: bool,
+    /// SCRAM-SHA-256 users, if configured.
+    pub scram: Option<scram::ScramSha256>,
+}
+
+impl DefaultPolicy {
+    /// The policy `config` describes, reading its SCRAM users file if it
+    /// names one.
+    pub fn from_config(config: &crate::Config) -> Result<DefaultPolicy, crate::ConfigError> {
+        let path = &config.scram_users_file;
+        let scram = match path.as_os_str().is_empty() {
+            true => None,
+            false => {
+                let bad = |allowed: String| crate::ConfigError::Value {
+                    key: "scram_users_file".into(),
+                    value: path.display().to_string(),
+                    allowed,
+                };
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| bad(format!("cannot be read ({e})")))?;
+                let scram = scram::ScramSha256::from_file_text(&text).map_err(bad)?;
+                Some(scram)
+            }
+        };
+        Ok(DefaultPolicy {
+            allow_anonymous: config.allow_anonymous,
+            scram,
+        })
+    }
+}
+
+impl Authenticator for DefaultPolicy {
+    fn authenticate(&self, credentials: &Credentials<'_>) -> Result<(), Refusal> {
+        match (credentials.username, self.allow_anonymous) {
+            (None, false) => Err(ReasonCode::NOT_AUTHORIZED.into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn method(&self, name: &str) -> Option<&dyn AuthMethod> {
+        let scram = self.scram.as_ref().filter(|s| s.name() == name)?;
+        Some(scram)
+    }
+}
