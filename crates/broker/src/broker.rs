@@ -43,6 +43,9 @@ pub struct Stats {
     /// Queued messages whose Message Expiry Interval passed before they
     /// could be sent.
     pub messages_expired: AtomicU64,
+    /// Messages not sent because they exceed the client's Maximum Packet
+    /// Size (v5).
+    pub messages_too_large: AtomicU64,
 }
 
 /// Where a published message went.

@@ -722,6 +722,7 @@ impl Conn {
         let session = held.session.clone();
         let packet_id = publish.packet_id.take();
         let qos = publish.qos;
+        let mut unstored = false;
         let code = if publish
             .topic
             .check_levels(self.shared.config.limits.max_topic_levels)
@@ -763,7 +764,10 @@ impl Conn {
             self.note(routed.first);
             self.note(routed.last);
             match (routed.queued, routed.refused) {
-                _ if routed.unstored => self.refuse_unstored(),
+                _ if routed.unstored => {
+                    unstored = true;
+                    self.refuse_unstored()
+                }
                 // §2.4 0x97: every subscriber's queue refused it, so do not
                 // let a v5 publisher think it was accepted.
                 (0, 1..) => ReasonCode::QUOTA_EXCEEDED,
@@ -789,7 +793,21 @@ impl Conn {
                 true,
             );
         }
-        let _ = self.flow.ack(id, code);
+        let reason = match code {
+            _ if unstored => {
+                Some("the broker could not store the message (disk full?); send it again later")
+            }
+            ReasonCode::TOPIC_NAME_INVALID => {
+                Some("the topic has more levels than the broker allows")
+            }
+            ReasonCode::NOT_AUTHORIZED => Some("clients may not publish to $SYS topics"),
+            ReasonCode::PAYLOAD_FORMAT_INVALID => {
+                Some("the payload is not UTF-8 although its Payload Format Indicator says it is")
+            }
+            ReasonCode::QUOTA_EXCEEDED => Some("every matching subscriber's queue is full"),
+            _ => None,
+        };
+        let _ = self.flow.ack_with_reason(id, code, reason);
     }
 
     /// The message needs storing and the store cannot write: a v5 client
@@ -857,9 +875,25 @@ impl Conn {
             };
             codes.push(code);
         }
+        // One Reason String for the packet: what went wrong first.
+        let reason = codes.iter().find_map(|code| match *code {
+            ReasonCode::TOPIC_FILTER_INVALID => Some("a topic filter is not valid"),
+            ReasonCode::QUOTA_EXCEEDED => Some("too many subscriptions (limits.max_subscriptions)"),
+            ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED => {
+                Some("shared subscriptions are turned off")
+            }
+            ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED => {
+                Some("wildcard subscriptions are turned off")
+            }
+            _ => None,
+        });
+        let mut properties = LazyProperties::default();
+        if let Some(reason) = reason {
+            properties.reason_string = reason.try_into().ok();
+        }
         let suback = SubAck {
             packet_id: subscribe.packet_id,
-            properties: LazyProperties::default(),
+            properties,
             reason_codes: codes,
         };
         let _ = self.flow.send(Packet::SubAck(suback));
@@ -990,8 +1024,13 @@ impl Conn {
                 let packet_id = match self.flow.publish(publish) {
                     Ok(id) => id,
                     // Too large for this client: dropped as if sent
-                    // (MQTT-3.1.2-25 in 5.0).
-                    Err(Error::Misuse(Misuse::ExceedsPeerMaximum { .. })) => None,
+                    // (MQTT-3.1.2-25 in 5.0), and counted.
+                    Err(Error::Misuse(Misuse::ExceedsPeerMaximum { size, max })) => {
+                        let stats = &self.shared.stats;
+                        stats.messages_too_large.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(client_id = %session.client_id, size, max, "message larger than the client's Maximum Packet Size: dropped");
+                        None
+                    }
                     Err(e) => {
                         tracing::debug!(client_id = %session.client_id, "not sent: {e}");
                         failed = true;

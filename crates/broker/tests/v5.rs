@@ -1041,3 +1041,94 @@ mod enhanced_auth {
         }
     }
 }
+
+#[tokio::test]
+async fn errors_come_with_reason_strings_unless_the_client_asks_for_none() {
+    // §3.4.2.2.2 / §3.9.2.1.2 / §3.14.2.2.3: Reason Strings on error acks
+    // and DISCONNECT; MQTT-3.1.2-29: none on acks when Request Problem
+    // Information is 0 (DISCONNECT still carries it).
+    let broker = broker_with(|c| c.limits.max_subscriptions = 1).await;
+    let mut c = Raw::connect(&broker, V5, "c").await;
+    c.send(Packet::Publish(publish(
+        "$SYS/x",
+        b"no",
+        QoS::AtLeastOnce,
+        1,
+    )))
+    .await;
+    match c.recv().await {
+        Some(Packet::PubAck(a)) => {
+            assert_eq!(a.reason_code, ReasonCode::NOT_AUTHORIZED);
+            assert!(a
+                .properties
+                .reason_string
+                .as_deref()
+                .unwrap()
+                .contains("$SYS"));
+        }
+        other => panic!("{other:?}"),
+    }
+    sub(&mut c, "a", QoS::AtMostOnce).await;
+    c.send(subscribe(2, &[("b", QoS::AtMostOnce)])).await;
+    match c.recv().await {
+        Some(Packet::SubAck(s)) => {
+            assert_eq!(s.reason_codes, [ReasonCode::QUOTA_EXCEEDED]);
+            assert!(s.properties.reason_string.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut aliased = publish("t", b"x", QoS::AtMostOnce, 0);
+    aliased.properties.topic_alias = Some(1000);
+    c.send(Packet::Publish(aliased)).await;
+    match c.closed().await.as_slice() {
+        [Packet::Disconnect(d)] => {
+            assert_eq!(d.reason_code, ReasonCode::TOPIC_ALIAS_INVALID);
+            assert!(d.properties.reason_string.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let mut quiet = connect_packet(V5, "q", true);
+    quiet.properties.request_problem_information = Some(false);
+    let (mut q, _) = Raw::connect_with(&broker, quiet).await;
+    q.send(Packet::Publish(publish(
+        "$SYS/x",
+        b"no",
+        QoS::AtLeastOnce,
+        1,
+    )))
+    .await;
+    match q.recv().await {
+        Some(Packet::PubAck(a)) => {
+            assert_eq!(a.reason_code, ReasonCode::NOT_AUTHORIZED);
+            assert_eq!(a.properties.reason_string, None);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_message_larger_than_the_clients_maximum_packet_size_is_not_sent() {
+    // MQTT-3.1.2-24: never a packet above the client's Maximum Packet Size;
+    // MQTT-3.1.2-25: such a message is dropped as if sent, and the next
+    // one still comes.
+    let broker = broker().await;
+    let mut connect = connect_packet(V5, "small", true);
+    connect.properties.maximum_packet_size = Some(64);
+    let (mut s, _) = Raw::connect_with(&broker, connect).await;
+    sub(&mut s, "m", QoS::AtLeastOnce).await;
+    let mut p = Raw::connect(&broker, V5, "p").await;
+    p.send(Packet::Publish(publish(
+        "m",
+        &[7; 200],
+        QoS::AtLeastOnce,
+        1,
+    )))
+    .await;
+    p.recv().await;
+    p.send(Packet::Publish(publish("m", b"fits", QoS::AtLeastOnce, 2)))
+        .await;
+    p.recv().await;
+    let got = expect_publish(s.recv().await);
+    assert_eq!(got.payload, b"fits"[..]);
+}

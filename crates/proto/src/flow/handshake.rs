@@ -151,8 +151,15 @@ impl Connection {
             // CONNACK, so a fault while the application decides on CONNECT
             // just closes.
             (State::Open, Some(code)) if self.protocol.is_v5() => {
-                let disconnect = Disconnect::new(code);
-                self.transmit.push_back(Packet::Disconnect(disconnect));
+                // With a Reason String saying what was wrong, if it fits.
+                let mut disconnect = Disconnect::new(code);
+                let reason = crate::string::MqttStr::try_from(error.to_string().as_str());
+                disconnect.properties.reason_string = reason.ok();
+                let bare = Packet::Disconnect(Disconnect::new(code));
+                let packet = self
+                    .fit_to_peer(Packet::Disconnect(disconnect))
+                    .unwrap_or(bare);
+                self.transmit.push_back(packet);
             }
             _ => {}
         }

@@ -130,6 +130,7 @@ impl Connection {
             packet_id: id,
             qos: publish.qos,
             answer: None,
+            reason: None,
         });
         self.events.push_back(Event::Message(publish));
         Ok(())

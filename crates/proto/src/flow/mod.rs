@@ -167,6 +167,8 @@ struct PendingAck {
     qos: QoS,
     /// The application's answer, once it has given one.
     answer: Option<ReasonCode>,
+    /// A Reason String to send with it (v5).
+    reason: Option<&'static str>,
 }
 
 /// One MQTT connection's protocol state. See the module docs for the calling

@@ -5,6 +5,7 @@ use super::{Connection, Outbound, PendingAck, State};
 use crate::codec::{Ack, Disconnect, Publish};
 use crate::error::{Error, Misuse};
 use crate::properties::Properties;
+use crate::string::MqttStr;
 use crate::{Packet, PacketId, QoS, ReasonCode};
 
 impl Connection {
@@ -78,6 +79,18 @@ impl Connection {
     /// An error `reason_code` (v5) refuses it; a refused QoS 2 message is
     /// not recorded, so the exchange ends there.
     pub fn ack(&mut self, packet_id: PacketId, reason_code: ReasonCode) -> Result<(), Misuse> {
+        self.ack_with_reason(packet_id, reason_code, None)
+    }
+
+    /// Like [`Connection::ack`], with a Reason String saying why (v5; left
+    /// out when the client asked for no problem information or it would
+    /// not fit the client's Maximum Packet Size).
+    pub fn ack_with_reason(
+        &mut self,
+        packet_id: PacketId,
+        reason_code: ReasonCode,
+        reason: Option<&'static str>,
+    ) -> Result<(), Misuse> {
         let pending = self
             .awaiting_app_ack
             .iter_mut()
@@ -88,6 +101,7 @@ impl Connection {
         } else {
             ReasonCode::SUCCESS
         });
+        pending.reason = reason;
         // MQTT-4.6.0-2 / MQTT-4.6.0-3: PUBACK and PUBREC leave in the order
         // the PUBLISH packets arrived, so only answered messages at the front
         // of the queue go out now.
@@ -95,29 +109,45 @@ impl Connection {
             packet_id,
             qos,
             answer: Some(code),
+            reason,
         }) = self.awaiting_app_ack.front()
         {
             self.awaiting_app_ack.pop_front();
-            self.send_ack(packet_id, qos, code);
+            self.send_ack(packet_id, qos, code, reason);
         }
         Ok(())
     }
 
-    fn send_ack(&mut self, packet_id: PacketId, qos: QoS, reason_code: ReasonCode) {
+    fn send_ack(
+        &mut self,
+        packet_id: PacketId,
+        qos: QoS,
+        reason_code: ReasonCode,
+        reason: Option<&'static str>,
+    ) {
         if self.state == State::Closed {
             return;
         }
-        let ack = Ack::with_code(packet_id, reason_code);
-        if qos == QoS::AtLeastOnce {
-            self.transmit.push_back(Packet::PubAck(ack));
-            return;
-        }
-        if !reason_code.is_error() {
+        if qos == QoS::ExactlyOnce && !reason_code.is_error() {
             // From here until PUBREL, a PUBLISH with this identifier is a
             // duplicate (MQTT-4.3.3-10 in 5.0).
             self.session.record_inbound_qos2(packet_id);
         }
-        self.transmit.push_back(Packet::PubRec(ack));
+        let packet = |ack: Ack| match qos {
+            QoS::AtLeastOnce => Packet::PubAck(ack),
+            _ => Packet::PubRec(ack),
+        };
+        let bare = packet(Ack::with_code(packet_id, reason_code));
+        let text = reason.filter(|_| self.protocol.is_v5());
+        let Some(text) = text.and_then(|r| MqttStr::try_from(r).ok()) else {
+            self.transmit.push_back(bare);
+            return;
+        };
+        // Only acks that carry a Reason String pay for fitting.
+        let mut ack = Ack::with_code(packet_id, reason_code);
+        ack.properties.reason_string = Some(text);
+        let packet = self.fit_to_peer(packet(ack)).unwrap_or(bare);
+        self.transmit.push_back(packet);
     }
 
     /// Reserves a packet identifier for a SUBSCRIBE or UNSUBSCRIBE; it is
