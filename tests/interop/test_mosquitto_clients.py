@@ -1,6 +1,7 @@
 """Debian's mosquitto_pub and mosquitto_sub against Pigeon, as a mosquitto
 user would type them."""
 import subprocess
+import time
 
 import pytest
 
@@ -42,3 +43,35 @@ def test_persistent_session_with_dash_c(broker, version):
                 "-t", "cli/jobs", "-C", "1", "-W", "5", *(["-x", "600"] if version == "5" else []))
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == "while away"
+
+
+def test_v5_properties_and_expiry_through_mosquitto_clients(broker):
+    # MQTT-3.3.2-17 (user properties in order), MQTT-3.3.2-6 (the expiry
+    # interval a subscriber sees is what is left): `mosquitto_pub -D` and
+    # `mosquitto_sub -F`.
+    common = ["-h", "127.0.0.1", "-p", str(broker), "-V", "5"]
+    pub = run("mosquitto_pub", *common, "-q", "1", "-r", "-t", "v5/props", "-m", "x",
+              "-D", "publish", "user-property", "k1", "v1",
+              "-D", "publish", "user-property", "k2", "v2",
+              "-D", "publish", "message-expiry-interval", "300")
+    assert pub.returncode == 0, pub.stderr
+    sub = run("mosquitto_sub", *common, "-t", "v5/#", "-C", "1", "-W", "5", "-F", "%t %P %E")
+    assert sub.returncode == 0, sub.stderr
+    topic, first, second, expiry = sub.stdout.split()
+    assert (topic, first, second) == ("v5/props", "k1:v1", "k2:v2")
+    assert 290 <= int(expiry) <= 300
+
+
+def test_v5_shared_subscription_with_mosquitto_sub(broker):
+    # §4.8.2: two `mosquitto_sub -t '$share/g/…'` members take turns.
+    common = ["-h", "127.0.0.1", "-p", str(broker), "-V", "5"]
+    members = [sub_process(broker, "-V", "5", "-q", "1", "-t", "$share/cli/jobs", "-C", "2", "-W", "10")
+               for _ in range(2)]
+    time.sleep(0.5)  # both subscribed before the first message
+    for n in range(4):
+        pub = run("mosquitto_pub", *common, "-q", "1", "-t", "jobs", "-m", f"job {n}")
+        assert pub.returncode == 0, pub.stderr
+    outs = [m.communicate(timeout=15)[0].split("\n") for m in members]
+    got = sorted(line for out in outs for line in out if line)
+    assert got == [f"job {n}" for n in range(4)]
+    assert all(m.returncode == 0 for m in members), "each member got exactly its 2"
