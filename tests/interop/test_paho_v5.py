@@ -71,7 +71,7 @@ def drain(c, wait=0.5):
             return got
 
 
-def test_connack_tells_paho_what_the_broker_offers(broker):
+def test_connack_tells_paho_what_the_broker_offers_v5(broker):
     # §3.2.2.3: Receive Maximum 32, Topic Alias Maximum, Maximum Packet Size.
     c = v5_client(broker)
     assert c.connack.ReceiveMaximum == 32
@@ -80,7 +80,7 @@ def test_connack_tells_paho_what_the_broker_offers(broker):
     stop(c)
 
 
-def test_shared_subscription_splits_the_work(broker):
+def test_shared_subscription_splits_the_work_v5(broker):
     # §4.8.2: each message to one member of $share/workers/jobs.
     workers = [v5_client(broker, f"worker{n}") for n in range(3)]
     for w in workers:
@@ -96,7 +96,7 @@ def test_shared_subscription_splits_the_work(broker):
         stop(c)
 
 
-def test_request_response_properties_pass_through(broker):
+def test_request_response_properties_pass_through_v5(broker):
     # MQTT-3.3.2-15/-16 (Response Topic, Correlation Data), MQTT-3.3.2-17
     # (User Properties in order), MQTT-3.3.2-4 (Payload Format Indicator),
     # MQTT-3.3.2-20 (Content Type); MQTT-3.1.2-28 Response Information only
@@ -130,7 +130,7 @@ def test_request_response_properties_pass_through(broker):
     stop(requester)
 
 
-def test_user_properties_and_format_reach_the_subscriber_in_order(broker):
+def test_user_properties_and_format_reach_the_subscriber_in_order_v5(broker):
     sub = v5_client(broker, "s")
     subscribe(sub, "props", SubscribeOptions(qos=1))
     pub = v5_client(broker, "p")
@@ -147,7 +147,7 @@ def test_user_properties_and_format_reach_the_subscriber_in_order(broker):
     stop(pub)
 
 
-def test_message_expiry_drops_what_waited_too_long(broker):
+def test_message_expiry_drops_what_waited_too_long_v5(broker):
     # MQTT-3.3.2-5 (not delivered once expired), MQTT-3.3.2-6 (what is
     # left of the interval is sent).
     away = v5_client(broker, "away", clean=True, expiry=600)
@@ -168,7 +168,7 @@ def test_message_expiry_drops_what_waited_too_long(broker):
     stop(pub)
 
 
-def test_will_delay_and_reconnecting_in_time(broker):
+def test_will_delay_and_reconnecting_in_time_v5(broker):
     # MQTT-3.1.2-8: a delayed will goes after its delay; MQTT-3.1.3-9: not
     # if the client is back in time.
     watcher = v5_client(broker, "watcher")
@@ -188,7 +188,7 @@ def test_will_delay_and_reconnecting_in_time(broker):
     stop(watcher)
 
 
-def test_subscription_options_no_local_and_retain_handling(broker):
+def test_subscription_options_no_local_and_retain_handling_v5(broker):
     # MQTT-3.8.3-3 (No Local), MQTT-3.3.1-10/-11 (Retain Handling 1, 2),
     # MQTT-3.3.1-12 (Retain As Published).
     c = v5_client(broker, "chat")
@@ -209,7 +209,7 @@ def test_subscription_options_no_local_and_retain_handling(broker):
         stop(x)
 
 
-def test_topic_alias_from_paho(broker):
+def test_topic_alias_from_paho_v5(broker):
     # §3.3.2.3.4: paho names the topic once, then by alias alone.
     sub = v5_client(broker, "s")
     subscribe(sub, "very/long/topic/name/for/aliasing", SubscribeOptions(qos=1))

@@ -391,7 +391,8 @@ impl Shared {
             }
             inner.owner = None;
             inner.flow = flow;
-            let handed_on = self.hand_on_shared(session, &mut inner);
+            let ending = inner.expiry == Some(0);
+            let handed_on = self.hand_on_shared(session, &mut inner, ending);
             let now = Instant::now();
             inner.disconnected_at = Some(now);
             let ends = inner.expiry == Some(0);
@@ -430,6 +431,7 @@ impl Shared {
         &self,
         session: &Session,
         inner: &mut crate::session::Inner,
+        ending: bool,
     ) -> Vec<(Arc<ShareGroup>, Arc<Publish>, Option<u64>)> {
         let mut out = Vec::new();
         for d in inner.take_shared() {
@@ -451,7 +453,7 @@ impl Shared {
                 out.push((group, message, d.expires_at));
             }
         }
-        if inner.expiry == Some(0) && !inner.shared_in_flight.is_empty() {
+        if ending && !inner.shared_in_flight.is_empty() {
             for entry in inner.flow.outbound() {
                 let Outbound::AwaitPubAck(p) = entry else {
                     continue;
@@ -576,10 +578,12 @@ impl Shared {
     fn discard(&self, session: &Session) -> Option<Seq> {
         let mut deleted = None;
         let will;
+        let handed_on;
         let filters: Vec<TopicFilter> = {
             let mut inner = session.lock();
             inner.ended = true;
             will = inner.delayed_will.take();
+            handed_on = self.hand_on_shared(session, &mut inner, true);
             inner.clear_queue();
             if std::mem::take(&mut inner.persistent) {
                 deleted = Some(self.store.submit(Op::DeleteSession {
@@ -600,6 +604,9 @@ impl Shared {
         // the session ends.
         if let Some((will, _)) = will {
             self.publish(will.message.clone(), None);
+        }
+        for (group, message, expires_at) in handed_on {
+            self.redispatch(&group, message, expires_at, session.id);
         }
         deleted
     }

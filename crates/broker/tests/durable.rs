@@ -321,7 +321,7 @@ fn a_data_directory_in_use_is_refused_with_one_clear_line() {
 }
 
 #[tokio::test]
-async fn message_expiry_holds_across_a_restart() {
+async fn message_expiry_holds_across_a_restart_v5() {
     // MQTT-3.3.2-5 / -6 (5.0): a queued message's deadline is stored with
     // it: the broker being down does not stop its clock.
     let dir = tempfile::tempdir().unwrap();
@@ -351,8 +351,9 @@ async fn message_expiry_holds_across_a_restart() {
 }
 
 #[tokio::test]
-async fn a_will_waiting_out_its_delay_survives_a_restart() {
-    // MQTT-3.1.2-8 (5.0): the delayed will is part of the stored session.
+async fn a_will_waiting_out_its_delay_survives_a_restart_v5() {
+    // MQTT-3.1.2-7, MQTT-3.1.2-8 (5.0): the will is stored with the session,
+    // and one waiting out its delay is part of what survives a restart.
     let dir = tempfile::tempdir().unwrap();
     let broker = durable_broker(dir.path()).await;
     let mut connect = persistent(V5, "w");
@@ -395,7 +396,7 @@ async fn a_will_waiting_out_its_delay_survives_a_restart() {
 }
 
 #[tokio::test]
-async fn a_shared_subscription_survives_a_restart() {
+async fn a_shared_subscription_survives_a_restart_v5() {
     // §4.8.2 with a persistent member: its group membership is session
     // state, kept like any subscription.
     let dir = tempfile::tempdir().unwrap();

@@ -77,7 +77,7 @@ async fn sub(c: &mut Raw, filter: &str, q: QoS) -> Vec<ReasonCode> {
 }
 
 #[tokio::test]
-async fn connack_announces_the_defaults() {
+async fn connack_announces_the_defaults_v5() {
     // §3.2.2.3: Receive Maximum bounded (32), everything else offered, so
     // the "not available" properties are absent (absent means available).
     let broker = broker().await;
@@ -95,7 +95,7 @@ async fn connack_announces_the_defaults() {
 }
 
 #[tokio::test]
-async fn features_turned_off_are_announced_and_enforced() {
+async fn features_turned_off_are_announced_and_enforced_v5() {
     let broker = broker_with(|c| {
         c.features.maximum_qos = 1;
         c.features.retain = false;
@@ -157,7 +157,7 @@ async fn features_turned_off_are_announced_and_enforced() {
 }
 
 #[tokio::test]
-async fn a_will_the_broker_cannot_honour_is_refused_at_connect() {
+async fn a_will_the_broker_cannot_honour_is_refused_at_connect_v5() {
     // MQTT-3.2.2-12: Will QoS above Maximum QoS gets CONNACK 0x9B;
     // MQTT-3.2.2-13: Will Retain without retain support gets 0x9A.
     let broker = broker_with(|c| {
@@ -176,7 +176,7 @@ async fn a_will_the_broker_cannot_honour_is_refused_at_connect() {
 }
 
 #[tokio::test]
-async fn more_unacknowledged_publishes_than_receive_maximum_is_disconnected_0x93() {
+async fn more_unacknowledged_publishes_than_receive_maximum_is_disconnected_0x93_v5() {
     // §3.3.4 (MQTT-3.3.4-7 is the client's duty; the server answers a
     // breach with DISCONNECT 0x93). QoS 2 messages never released pin state.
     let broker = broker_with(|c| c.limits.receive_maximum = 2).await;
@@ -196,7 +196,7 @@ async fn more_unacknowledged_publishes_than_receive_maximum_is_disconnected_0x93
 }
 
 #[tokio::test]
-async fn response_information_only_when_requested() {
+async fn response_information_only_when_requested_v5() {
     // MQTT-3.1.2-28: none unless asked; asked, the configured prefix and
     // the client id.
     let broker = broker().await;
@@ -212,10 +212,10 @@ async fn response_information_only_when_requested() {
 }
 
 #[tokio::test]
-async fn message_properties_reach_subscribers_unaltered() {
+async fn message_properties_reach_subscribers_unaltered_v5() {
     // MQTT-3.3.2-4 (Payload Format Indicator), MQTT-3.3.2-17 (User
-    // Properties, in order), MQTT-3.3.2-15/-16 (Response Topic, Correlation
-    // Data), MQTT-3.3.2-20 (Content Type).
+    // Properties, in order), MQTT-3.3.2-15, MQTT-3.3.2-16 (Response Topic,
+    // Correlation Data), MQTT-3.3.2-20 (Content Type).
     let broker = broker().await;
     let mut s = Raw::connect(&broker, V5, "s").await;
     sub(&mut s, "req/#", QoS::AtLeastOnce).await;
@@ -246,7 +246,7 @@ async fn message_properties_reach_subscribers_unaltered() {
 }
 
 #[tokio::test]
-async fn a_payload_marked_utf8_that_is_not_gets_0x99() {
+async fn a_payload_marked_utf8_that_is_not_gets_0x99_v5() {
     // §3.3.2.3.2: PUBACK 0x99 Payload format invalid; it goes to nobody.
     let broker = broker().await;
     let mut s = Raw::connect(&broker, V5, "s").await;
@@ -277,7 +277,7 @@ async fn alias_subscriber(broker: &pigeon_broker::Broker, aliases: u16) -> Raw {
 }
 
 #[tokio::test]
-async fn topics_are_aliased_towards_clients_that_accept_aliases() {
+async fn topics_are_aliased_towards_clients_that_accept_aliases_v5() {
     // §3.3.2.3.4, MQTT-3.3.2-9 / -10: never above the client's Topic Alias
     // Maximum; the first message sets the alias, later ones name it alone.
     let broker = broker().await;
@@ -322,9 +322,9 @@ async fn topics_are_aliased_towards_clients_that_accept_aliases() {
 }
 
 #[tokio::test]
-async fn retain_handling_and_retain_as_published() {
-    // MQTT-3.3.1-9/-10/-11 (Retain Handling 0, 1, 2), MQTT-3.3.1-12/-13
-    // (Retain As Published).
+async fn retain_handling_and_retain_as_published_v5() {
+    // MQTT-3.3.1-9, MQTT-3.3.1-10, MQTT-3.3.1-11 (Retain Handling 0, 1, 2),
+    // MQTT-3.3.1-12, MQTT-3.3.1-13 (Retain As Published).
     let broker = broker().await;
     let mut p = Raw::connect(&broker, V5, "p").await;
     let mut m = publish("r", b"kept", QoS::AtLeastOnce, 1);
@@ -374,7 +374,7 @@ async fn retain_handling_and_retain_as_published() {
 }
 
 #[tokio::test]
-async fn no_local_keeps_a_clients_own_messages_from_it() {
+async fn no_local_keeps_a_clients_own_messages_from_it_v5() {
     // MQTT-3.8.3-3
     let broker = broker().await;
     let mut c = Raw::connect(&broker, V5, "c").await;
@@ -430,7 +430,7 @@ async fn come_back(broker: &pigeon_broker::Broker, client: &str) -> Raw {
 }
 
 #[tokio::test]
-async fn queued_messages_expire_and_the_rest_carry_what_is_left_of_their_interval() {
+async fn queued_messages_expire_and_the_rest_carry_what_is_left_of_their_interval_v5() {
     // MQTT-3.3.2-5: an expired message is not delivered to a subscriber it
     // has not started to reach; MQTT-3.3.2-6: the interval sent is the
     // received one less the time it waited.
@@ -461,7 +461,7 @@ async fn queued_messages_expire_and_the_rest_carry_what_is_left_of_their_interva
 }
 
 #[tokio::test]
-async fn an_expired_retained_message_is_not_sent() {
+async fn an_expired_retained_message_is_not_sent_v5() {
     // MQTT-3.3.2-5 for retained messages.
     let broker = broker().await;
     let mut p = Raw::connect(&broker, V5, "p").await;
@@ -513,7 +513,7 @@ async fn will_watcher(broker: &pigeon_broker::Broker) -> Raw {
 }
 
 #[tokio::test]
-async fn a_delayed_will_goes_after_its_delay_with_its_properties() {
+async fn a_delayed_will_goes_after_its_delay_with_its_properties_v5() {
     // MQTT-3.1.2-8: published once the Will Delay Interval has passed;
     // MQTT-3.1.3-10: with its User Properties in order.
     let broker = broker().await;
@@ -540,7 +540,7 @@ async fn a_delayed_will_goes_after_its_delay_with_its_properties() {
 }
 
 #[tokio::test]
-async fn reconnecting_within_the_will_delay_cancels_the_will() {
+async fn reconnecting_within_the_will_delay_cancels_the_will_v5() {
     // MQTT-3.1.3-9
     let broker = broker().await;
     let mut watcher = will_watcher(&broker).await;
@@ -554,7 +554,7 @@ async fn reconnecting_within_the_will_delay_cancels_the_will() {
 }
 
 #[tokio::test]
-async fn a_session_ending_before_the_will_delay_sends_the_will_then() {
+async fn a_session_ending_before_the_will_delay_sends_the_will_then_v5() {
     // MQTT-3.1.2-8: "or the Session ends, whichever happens first".
     let broker = broker().await;
     let mut watcher = will_watcher(&broker).await;
@@ -564,7 +564,7 @@ async fn a_session_ending_before_the_will_delay_sends_the_will_then() {
 }
 
 #[tokio::test]
-async fn a_clean_start_ends_the_old_session_and_sends_its_waiting_will() {
+async fn a_clean_start_ends_the_old_session_and_sends_its_waiting_will_v5() {
     // MQTT-3.1.2-8: the new connection discards the session, which ends it.
     let broker = broker().await;
     let mut watcher = will_watcher(&broker).await;
@@ -617,7 +617,7 @@ async fn drain(c: &mut Raw, wait: Duration) -> Vec<Vec<u8>> {
 }
 
 #[tokio::test]
-async fn a_shared_subscription_gives_each_message_to_one_member_in_turn() {
+async fn a_shared_subscription_gives_each_message_to_one_member_in_turn_v5() {
     // §4.8.2: each message goes to one session of the group (round robin
     // by default); a non-shared subscriber still gets every one.
     let broker = broker().await;
@@ -655,7 +655,7 @@ async fn a_shared_subscription_gives_each_message_to_one_member_in_turn() {
 }
 
 #[tokio::test]
-async fn shared_subscriptions_get_no_retained_messages_and_refuse_no_local() {
+async fn shared_subscriptions_get_no_retained_messages_and_refuse_no_local_v5() {
     // §4.8.2 (no retained messages on a shared subscribe); MQTT-3.8.3-4
     // (No Local on a shared subscription is a Protocol Error).
     let broker = broker().await;
@@ -677,7 +677,7 @@ async fn shared_subscriptions_get_no_retained_messages_and_refuse_no_local() {
 }
 
 #[tokio::test]
-async fn a_member_that_leaves_hands_its_unacknowledged_messages_to_another() {
+async fn a_member_that_leaves_hands_its_unacknowledged_messages_to_another_v5() {
     // §4.8.2: a QoS 1 message in flight to a member whose session ends, and
     // the messages queued for it, go to another member, not lost.
     let broker = broker_with(|c| c.limits.max_inflight = 1).await;
@@ -707,7 +707,7 @@ async fn a_member_that_leaves_hands_its_unacknowledged_messages_to_another() {
 }
 
 #[tokio::test]
-async fn a_qos2_message_sent_to_a_member_stays_with_its_session() {
+async fn a_qos2_message_sent_to_a_member_stays_with_its_session_v5() {
     // MQTT-4.8.2-4: the delivery of a QoS 2 message sent to a member whose
     // connection broke is completed when it reconnects, not given to another.
     let broker = broker().await;
@@ -739,7 +739,7 @@ async fn a_qos2_message_sent_to_a_member_stays_with_its_session() {
 }
 
 #[tokio::test]
-async fn a_member_with_a_full_queue_is_skipped() {
+async fn a_member_with_a_full_queue_is_skipped_v5() {
     // §4.8.2: a member that cannot take the message is passed over.
     let broker = broker_with(|c| {
         c.limits.max_inflight = 1;
@@ -780,7 +780,7 @@ async fn a_member_with_a_full_queue_is_skipped() {
 }
 
 #[tokio::test]
-async fn sticky_and_random_strategies() {
+async fn sticky_and_random_strategies_v5() {
     use pigeon_broker::config::SharedStrategy;
     // Sticky: one publisher's messages all go to the same member.
     let broker =
@@ -820,7 +820,7 @@ async fn sticky_and_random_strategies() {
 }
 
 #[tokio::test]
-async fn unsubscribing_leaves_the_group() {
+async fn unsubscribing_leaves_the_group_v5() {
     let broker = broker().await;
     let mut a = member(&broker, "a", "$share/g/u", QoS::AtMostOnce, 0).await;
     let mut b = member(&broker, "b", "$share/g/u", QoS::AtMostOnce, 0).await;
@@ -895,7 +895,7 @@ mod enhanced_auth {
     }
 
     #[tokio::test]
-    async fn scram_sha256_authenticates_and_the_broker_proves_itself() {
+    async fn scram_sha256_authenticates_and_the_broker_proves_itself_v5() {
         // MQTT-4.12.0-2, MQTT-4.12.0-3, MQTT-4.12.0-5.
         let (broker, _dir) = scram_broker().await;
         let (mut c, mut scram, server_first) = begin(&broker, "pencil").await;
@@ -918,7 +918,7 @@ mod enhanced_auth {
     }
 
     #[tokio::test]
-    async fn a_wrong_password_is_refused_with_0x87() {
+    async fn a_wrong_password_is_refused_with_0x87_v5() {
         // MQTT-4.12.0-4: CONNACK 0x80 or above, and the connection closes.
         let (broker, _dir) = scram_broker().await;
         let (mut c, mut scram, server_first) = begin(&broker, "crayon").await;
@@ -933,7 +933,7 @@ mod enhanced_auth {
     }
 
     #[tokio::test]
-    async fn an_unknown_method_is_refused_with_0x8c() {
+    async fn an_unknown_method_is_refused_with_0x8c_v5() {
         // MQTT-4.12.0-1
         let (broker, _dir) = scram_broker().await;
         let mut connect = connect_packet(V5, "k", true);
@@ -947,7 +947,7 @@ mod enhanced_auth {
     }
 
     #[tokio::test]
-    async fn re_authentication_succeeds_with_auth_0x00_and_fails_with_disconnect() {
+    async fn re_authentication_succeeds_with_auth_0x00_and_fails_with_disconnect_v5() {
         // MQTT-4.12.1-1, MQTT-4.12.1-2.
         let (broker, _dir) = scram_broker().await;
         let (mut c, mut scram, server_first) = begin(&broker, "pencil").await;
@@ -983,7 +983,7 @@ mod enhanced_auth {
     }
 
     #[tokio::test]
-    async fn auth_without_a_method_in_connect_is_a_protocol_error() {
+    async fn auth_without_a_method_in_connect_is_a_protocol_error_v5() {
         // MQTT-4.12.0-7
         let broker = broker().await;
         let mut c = Raw::connect(&broker, V5, "plain").await;
@@ -1015,7 +1015,7 @@ mod enhanced_auth {
     }
 
     #[tokio::test]
-    async fn the_auth_hook_can_redirect_a_client() {
+    async fn the_auth_hook_can_redirect_a_client_v5() {
         // §4.11 Server redirection: 0x9C / 0x9D with a Server Reference.
         let config = pigeon_broker::Config {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -1043,7 +1043,7 @@ mod enhanced_auth {
 }
 
 #[tokio::test]
-async fn errors_come_with_reason_strings_unless_the_client_asks_for_none() {
+async fn errors_come_with_reason_strings_unless_the_client_asks_for_none_v5() {
     // §3.4.2.2.2 / §3.9.2.1.2 / §3.14.2.2.3: Reason Strings on error acks
     // and DISCONNECT; MQTT-3.1.2-29: none on acks when Request Problem
     // Information is 0 (DISCONNECT still carries it).
@@ -1108,7 +1108,7 @@ async fn errors_come_with_reason_strings_unless_the_client_asks_for_none() {
 }
 
 #[tokio::test]
-async fn a_message_larger_than_the_clients_maximum_packet_size_is_not_sent() {
+async fn a_message_larger_than_the_clients_maximum_packet_size_is_not_sent_v5() {
     // MQTT-3.1.2-24: never a packet above the client's Maximum Packet Size;
     // MQTT-3.1.2-25: such a message is dropped as if sent, and the next
     // one still comes.
