@@ -239,12 +239,19 @@ impl Connection {
     }
 
     /// Ends the connection with DISCONNECT (in v3 the reason code and
-    /// properties are not sent).
+    /// properties are not sent). A 3.x server sends none: DISCONNECT goes
+    /// from client to server only before 5.0 (§3.14 of 3.1.1), so it just
+    /// closes.
     pub fn disconnect(&mut self, reason_code: ReasonCode, properties: Properties) {
         if self.state == State::Closed {
             return;
         }
-        if self.state == State::Open || !self.is_server() {
+        let server = self.is_server();
+        let sends = match server {
+            true => self.state == State::Open && self.protocol.is_v5(),
+            false => true,
+        };
+        if sends {
             let disconnect = Packet::Disconnect(Disconnect {
                 reason_code,
                 properties: properties.into(),
