@@ -20,7 +20,22 @@
 //! - [`store`]: durable state: the ops the broker records, the redb store
 //!   that applies them with group commit, and what it reads back at
 //!   start-up.
-//! - [`auth`]: the hook every CONNECT goes through.
+//! - [`auth`]: the hook every CONNECT goes through, and MQTT 5 enhanced
+//!   authentication (SCRAM-SHA-256 built in, re-authentication, redirection).
+//!
+//! ## MQTT 5
+//!
+//! The protocol core enforces what each side announced (Receive Maximum,
+//! Maximum Packet Size, Topic Alias Maximum, Maximum QoS, Retain
+//! Available); the broker adds what needs its state: session and message
+//! expiry (deadlines in wall-clock time, stored with the message), will
+//! delay (held on the session until the delay or the session's end),
+//! shared subscriptions (groups in the router's trie, one member picked per
+//! message, unsent messages handed on when a member leaves), subscription
+//! options and identifiers, request/response information and Reason
+//! Strings. `[features]` in the configuration turns features off; CONNACK
+//! announces exactly that. The choices the spec leaves open are in
+//! `docs/choices.md`.
 //!
 //! ## The path of a message
 //!
