@@ -453,14 +453,12 @@ impl Shared {
                 out.push((group, message, d.expires_at));
             }
         }
-        if ending && !inner.shared_in_flight.is_empty() {
+        if let Some(shared_in_flight) = inner.shared_in_flight.take().filter(|_| ending) {
             for entry in inner.flow.outbound() {
                 let Outbound::AwaitPubAck(p) = entry else {
                     continue;
                 };
-                let group = p
-                    .packet_id
-                    .and_then(|id| inner.shared_in_flight.get(&id.get()));
+                let group = p.packet_id.and_then(|id| shared_in_flight.get(&id.get()));
                 if let Some(group) = group {
                     let mut message = p.clone();
                     message.packet_id = None;
@@ -469,7 +467,6 @@ impl Shared {
                     out.push((group.clone(), Arc::new(message), None));
                 }
             }
-            inner.shared_in_flight.clear();
         }
         out
     }
@@ -602,8 +599,8 @@ impl Shared {
         write(&self.by_id).remove(&session.id);
         // MQTT-3.1.2-8 (5.0): a will still waiting out its delay goes when
         // the session ends.
-        if let Some((will, _)) = will {
-            self.publish(will.message.clone(), None);
+        if let Some(will) = will {
+            self.publish(will.0.message.clone(), None);
         }
         for (group, message, expires_at) in handed_on {
             self.redispatch(&group, message, expires_at, session.id);
@@ -640,10 +637,7 @@ impl Shared {
     pub fn publish_delayed_wills(&self, now: Instant) {
         let is_due = |s: &Session| {
             let inner = s.lock();
-            inner
-                .delayed_will
-                .as_ref()
-                .is_some_and(|(_, due)| *due <= now)
+            inner.delayed_will.as_ref().is_some_and(|w| w.1 <= now)
         };
         let due: Vec<Arc<Session>> = self
             .sessions()
@@ -666,8 +660,8 @@ impl Shared {
                 }
                 will
             };
-            if let Some((will, _)) = will {
-                self.publish(will.message.clone(), None);
+            if let Some(will) = will {
+                self.publish(will.0.message.clone(), None);
             }
         }
     }
@@ -1028,11 +1022,11 @@ fn restore_entry(
                 publish.properties.subscription_identifiers = entry.identifiers;
             }
             outbound.push(Outbound::AwaitPubRec(publish));
-            inner.in_flight.insert(packet_id.get(), entry.stored);
+            inner.note_in_flight(packet_id.get(), entry.stored);
         }
         (EntryState::Received(packet_id), _) => {
             outbound.push(Outbound::AwaitPubComp(packet_id));
-            inner.in_flight.insert(packet_id.get(), entry.stored);
+            inner.note_in_flight(packet_id.get(), entry.stored);
         }
     }
 }

@@ -445,19 +445,15 @@ impl Conn {
     fn in_flight(&self, packet_id: PacketId, remove: bool) -> Option<Stored> {
         let held = self.held.as_ref().filter(|h| h.persistent)?;
         let mut inner = held.session.lock();
-        match remove {
-            true => inner.in_flight.remove(&packet_id.get()),
-            false => inner.in_flight.get(&packet_id.get()).copied(),
-        }
+        inner.stored_in_flight(packet_id.get(), remove)
     }
 
     /// An outgoing QoS 1/2 message was acknowledged: its entry goes.
     fn on_delivered(&mut self, packet_id: PacketId) {
         if let Some(held) = self.held.as_ref().filter(|h| h.shared_sent) {
-            held.session
-                .lock()
-                .shared_in_flight
-                .remove(&packet_id.get());
+            if let Some(in_flight) = held.session.lock().shared_in_flight.as_mut() {
+                in_flight.remove(&packet_id.get());
+            }
         }
         if let Some(stored) = self.in_flight(packet_id, true) {
             self.record(|client_id| Op::Done { client_id, stored }, false);
@@ -511,11 +507,16 @@ impl Conn {
         // What is off is announced (and enforced by the flow from these
         // properties, for 3.x clients too, which do not see them).
         let features = &shared.config.features;
-        let p = &mut connack.properties;
         let maximum_qos = shared.maximum_qos();
-        p.maximum_qos = (maximum_qos != QoS::ExactlyOnce).then_some(maximum_qos);
-        p.retain_available = (!features.retain).then_some(false);
+        if maximum_qos != QoS::ExactlyOnce || !features.retain {
+            // Written only when needed: the first write allocates the
+            // properties, which a 3.x CONNACK otherwise never needs.
+            let p = &mut connack.properties;
+            p.maximum_qos = (maximum_qos != QoS::ExactlyOnce).then_some(maximum_qos);
+            p.retain_available = (!features.retain).then_some(false);
+        }
         if v5 {
+            let p = &mut connack.properties;
             p.receive_maximum = Some(limits.receive_maximum);
             p.maximum_packet_size = Some(limits.max_packet_size);
             p.topic_alias_maximum = Some(limits.topic_alias_maximum);
@@ -1039,7 +1040,11 @@ impl Conn {
                 };
                 sent += 1;
                 if let (Some(group), Some(id)) = (delivery.shared, packet_id) {
-                    session.lock().shared_in_flight.insert(id.get(), group);
+                    session
+                        .lock()
+                        .shared_in_flight
+                        .get_or_insert_with(Box::default)
+                        .insert(id.get(), group);
                     if let Some(held) = self.held.as_mut() {
                         held.shared_sent = true;
                     }
@@ -1096,7 +1101,7 @@ impl Conn {
             self.record(|client_id| Op::Done { client_id, stored }, false);
             return;
         };
-        session.lock().in_flight.insert(packet_id.get(), stored);
+        session.lock().note_in_flight(packet_id.get(), stored);
         if qos == QoS::ExactlyOnce {
             self.record(
                 |client_id| Op::Sent {

@@ -135,7 +135,8 @@ pub struct Inner {
     /// It outlives its connection, so its state is kept in the store.
     pub persistent: bool,
     /// Where each QoS 1/2 message in flight to it is on disk, by packet id.
-    pub in_flight: HashMap<u16, Stored>,
+    /// (Boxed: only persistent sessions with messages in flight have any.)
+    pub in_flight: Option<Box<HashMap<u16, Stored>>>,
     /// Something was queued, or the connection was asked to let go, since
     /// the connection last looked.
     woken: bool,
@@ -145,10 +146,12 @@ pub struct Inner {
     pub warned_full: bool,
     /// A will waiting out its Will Delay Interval, and when it is due (the
     /// delay or the session's end, whichever comes first).
-    pub delayed_will: Option<(Arc<LastWill>, Instant)>,
+    /// (Boxed: every idle connection has a session, few have a will.)
+    pub delayed_will: Option<Box<(Arc<LastWill>, Instant)>>,
     /// QoS 1/2 messages in flight to it that came through a shared
     /// subscription, by packet id.
-    pub shared_in_flight: HashMap<u16, Arc<ShareGroup>>,
+    /// (Boxed: most sessions never take a shared message.)
+    pub shared_in_flight: Option<Box<HashMap<u16, Arc<ShareGroup>>>>,
 }
 
 /// A session.
@@ -375,6 +378,23 @@ fn wake(mut inner: MutexGuard<'_, Inner>) {
 }
 
 impl Inner {
+    /// Notes where the message in flight with `packet_id` is on disk.
+    pub fn note_in_flight(&mut self, packet_id: u16, stored: Stored) {
+        self.in_flight
+            .get_or_insert_with(Box::default)
+            .insert(packet_id, stored);
+    }
+
+    /// Where the message in flight with `packet_id` is on disk; `remove`
+    /// once its exchange is complete.
+    pub fn stored_in_flight(&mut self, packet_id: u16, remove: bool) -> Option<Stored> {
+        let map = self.in_flight.as_mut()?;
+        match remove {
+            true => map.remove(&packet_id),
+            false => map.get(&packet_id).copied(),
+        }
+    }
+
     /// The will of a connection that just ended (abnormally, or with
     /// DISCONNECT 0x04), if it is to be published: either now (returned
     /// first) or, with a Will Delay Interval and a session that lives on,
@@ -395,7 +415,7 @@ impl Inner {
         }
         let wait = will.delay.min(self.expiry.unwrap_or(u32::MAX));
         let due = now + std::time::Duration::from_secs(wait.into());
-        self.delayed_will = Some((will.clone(), due));
+        self.delayed_will = Some(Box::new((will.clone(), due)));
         (None, Some(will))
     }
 

@@ -601,6 +601,21 @@ async fn member(
     c
 }
 
+/// Publishes one QoS 1 message per number in `range` to `topic`, the
+/// number as its payload, each acknowledged before the next.
+async fn publish_numbered(p: &mut Raw, topic: &str, range: std::ops::RangeInclusive<u8>) {
+    for n in range {
+        p.send(Packet::Publish(publish(
+            topic,
+            &[n],
+            QoS::AtLeastOnce,
+            n.into(),
+        )))
+        .await;
+        assert!(matches!(p.recv().await, Some(Packet::PubAck(_))));
+    }
+}
+
 /// Payloads that arrive at `c` within `wait` (acknowledging QoS 1).
 async fn drain(c: &mut Raw, wait: Duration) -> Vec<Vec<u8>> {
     let mut got = Vec::new();
@@ -683,16 +698,7 @@ async fn a_member_that_leaves_hands_its_unacknowledged_messages_to_another_v5() 
     let broker = broker_with(|c| c.limits.max_inflight = 1).await;
     let mut a = member(&broker, "a", "$share/g/w", QoS::AtLeastOnce, 0).await;
     let mut p = Raw::connect(&broker, V5, "p").await;
-    for n in 1..=3u8 {
-        p.send(Packet::Publish(publish(
-            "w",
-            &[n],
-            QoS::AtLeastOnce,
-            n.into(),
-        )))
-        .await;
-        p.recv().await;
-    }
+    publish_numbered(&mut p, "w", 1..=3).await;
     // `a` holds message 1 unacknowledged (its window is 1), 2 and 3 wait.
     assert_eq!(expect_publish(a.recv().await).payload, [1][..]);
     let mut b = member(&broker, "b", "$share/g/w", QoS::AtLeastOnce, 0).await;
@@ -748,16 +754,7 @@ async fn a_member_with_a_full_queue_is_skipped_v5() {
     .await;
     let mut slow = member(&broker, "slow", "$share/g/f", QoS::AtLeastOnce, 0).await;
     let mut p = Raw::connect(&broker, V5, "p").await;
-    for n in 1..=2u8 {
-        p.send(Packet::Publish(publish(
-            "f",
-            &[n],
-            QoS::AtLeastOnce,
-            n.into(),
-        )))
-        .await;
-        p.recv().await;
-    }
+    publish_numbered(&mut p, "f", 1..=2).await;
     // `slow`: 1 in flight (never acknowledged), 2 queued: full.
     assert_eq!(expect_publish(slow.recv().await).payload, [1][..]);
     let mut fast = member(&broker, "fast", "$share/g/f", QoS::AtLeastOnce, 0).await;

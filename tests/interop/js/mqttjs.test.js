@@ -2,39 +2,18 @@
 // 3.1.1 and 5.0. Starts `pigeon broker` on a free port and stops it by PID.
 const { test, before, after } = require('node:test');
 const assert = require('node:assert');
-const net = require('node:net');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const mqtt = require('mqtt');
+const { freePort, waitForPort } = require('./helpers');
 
 const root = path.resolve(__dirname, '..', '..', '..');
 const bin = process.env.PIGEON_BIN || path.join(root, 'target', 'debug', 'pigeon');
 let broker;
 let port;
 let dataDir;
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-async function waitForPort(p) {
-  for (let i = 0; i < 500; i++) {
-    const ok = await new Promise((resolve) => {
-      const c = net.connect(p, '127.0.0.1', () => { c.end(); resolve(true); });
-      c.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`broker did not listen on ${p}`);
-}
 
 before(async () => {
   port = await freePort();

@@ -5,12 +5,12 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert');
 const crypto = require('node:crypto');
-const net = require('node:net');
 const path = require('node:path');
 const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const mqtt = require('mqtt');
+const { freePort, waitForPort } = require('./helpers');
 
 const root = path.resolve(__dirname, '..', '..', '..');
 const bin = process.env.PIGEON_BIN || path.join(root, 'target', 'debug', 'pigeon');
@@ -18,27 +18,6 @@ const METHOD = 'SCRAM-SHA-256';
 let broker;
 let port;
 let dir;
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-async function waitForPort(p) {
-  for (let i = 0; i < 500; i++) {
-    const ok = await new Promise((resolve) => {
-      const c = net.connect(p, '127.0.0.1', () => { c.end(); resolve(true); });
-      c.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`broker did not listen on ${p}`);
-}
 
 before(async () => {
   port = await freePort();
