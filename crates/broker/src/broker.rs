@@ -453,7 +453,13 @@ impl Shared {
                 out.push((group, message, d.expires_at));
             }
         }
-        if let Some(shared_in_flight) = inner.shared_in_flight.take().filter(|_| ending) {
+        // Taken only when the session ends: otherwise it stays for the
+        // acknowledgements a resumed connection brings.
+        let shared_in_flight = match ending {
+            true => inner.shared_in_flight.take(),
+            false => None,
+        };
+        if let Some(shared_in_flight) = shared_in_flight {
             for entry in inner.flow.outbound() {
                 let Outbound::AwaitPubAck(p) = entry else {
                     continue;
