@@ -1,9 +1,55 @@
 //! # pigeon-client
 //!
-//! The Pigeon MQTT client library (async and blocking, paho-style
-//! callbacks). Not written yet: it comes after the broker (see the project's
-//! issues). It will drive the same [`pigeon_proto::flow::Connection`] the
-//! broker uses, so QoS handshakes are implemented once.
+//! The Pigeon MQTT client: MQTT 3.1, 3.1.1 and 5.0 over TCP, built on the
+//! same [`pigeon_proto::flow::Connection`] the broker drives, so the QoS 1
+//! and QoS 2 handshakes exist once.
+//!
+//! ## Two faces
+//!
+//! - [`AsyncClient`] (tokio): a cloneable handle. `publish(…).await`
+//!   resolves when the message is complete for its QoS (or
+//!   `start_publish` returns a [`Publication`] to await later);
+//!   `subscribe` / `unsubscribe` return the broker's reason codes; the
+//!   [`Events`] stream says what happened (connected, message, …).
+//! - [`Client`] (blocking), in paho-mqtt's shape: `connect`, `loop_start`
+//!   / `loop_forever`, `publish` returning a [`MessageInfo`], `subscribe`,
+//!   and callbacks `on_connect`, `on_message`, `on_publish`, … with paho
+//!   2.x's version-2 arguments. Plus [`publish_single`],
+//!   [`subscribe_simple`] and [`topic_matches_sub`].
+//!
+//! ## How it works
+//!
+//! One task owns the connection (`driver`): it connects, turns requests
+//! into packets through the flow, turns packets into events, and on a lost
+//! connection reconnects with exponential backoff and jitter. A persistent
+//! session (`Options::persistent`) is resumed on reconnection: the flow
+//! resends what the broker had not acknowledged, with DUP, and a QoS 2
+//! message is never delivered to the application twice. With a clean
+//! session, messages the broker had not yet received are published again
+//! (QoS 2 ones past PUBREC are not: the broker has them), and filters are
+//! subscribed again (`Options::resubscribe`).
+//!
+//! Requests travel to the task over an unbounded channel, so no caller
+//! ever waits on the connection, and a callback may publish, subscribe or
+//! disconnect. Events travel back over a bounded one: an application that
+//! stops reading them slows the connection rather than growing memory.
+//!
+//! Not yet: TLS and WebSocket transports, enhanced authentication, and the
+//! on-disk session store that keeps unacknowledged messages across a
+//! restart of the process (in memory, they survive reconnections only).
+
+mod asynchronous;
+mod blocking;
+mod driver;
+pub mod options;
+
+pub use asynchronous::{AsyncClient, ClientError, Event, Events, MessageId, Publication};
+pub use blocking::{
+    publish_single, subscribe_simple, topic_matches_sub, Client, ConnectFlags, Message, MessageInfo,
+};
+pub use options::{Backoff, Options, OptionsError};
 
 /// The protocol core this client is built on, re-exported for applications.
 pub use pigeon_proto as proto;
+/// QoS, protocol versions and reason codes, for convenience.
+pub use pigeon_proto::{Protocol, QoS, ReasonCode};

@@ -1,0 +1,639 @@
+//! The task that owns a client's connection: it connects, drives the
+//! [`pigeon_proto::flow::Connection`] (the same state machine the broker
+//! uses), turns requests into packets and packets into events, and
+//! reconnects with backoff, resuming the session's unacknowledged messages.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use pigeon_proto::codec::{
+    Connect, Publish, SubAck, Subscribe, SubscribeFilter, SubscriptionOptions, Unsubscribe,
+};
+use pigeon_proto::error::Misuse;
+use pigeon_proto::flow::{self, Connection, Event as FlowEvent, SessionState};
+use pigeon_proto::properties::Properties;
+use pigeon_proto::string::MqttStr;
+use pigeon_proto::{decode, Error, Packet, PacketId, QoS, ReasonCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::asynchronous::{ClientError, Event, MessageId};
+use crate::options::Options;
+
+type Done<T> = Option<oneshot::Sender<Result<T, ClientError>>>;
+
+/// A request from a handle.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Publish {
+        mid: MessageId,
+        message: Box<Publish>,
+        done: Done<ReasonCode>,
+    },
+    Subscribe {
+        mid: MessageId,
+        filters: Vec<SubscribeFilter>,
+        properties: Box<Properties>,
+        done: Done<Vec<ReasonCode>>,
+    },
+    Unsubscribe {
+        mid: MessageId,
+        filters: Vec<MqttStr>,
+        done: Done<Vec<ReasonCode>>,
+    },
+    Ack {
+        packet_id: PacketId,
+    },
+    Disconnect {
+        reason_code: ReasonCode,
+        done: Option<oneshot::Sender<()>>,
+    },
+}
+
+/// A publish waiting for the window or for a connection.
+#[derive(Debug)]
+struct Queued {
+    mid: MessageId,
+    message: Box<Publish>,
+    done: Done<ReasonCode>,
+}
+
+/// A SUBSCRIBE or UNSUBSCRIBE sent and not yet answered.
+#[derive(Debug)]
+enum Control {
+    Subscribe {
+        mid: MessageId,
+        filters: Vec<SubscribeFilter>,
+        done: Done<Vec<ReasonCode>>,
+    },
+    Unsubscribe {
+        mid: MessageId,
+        filters: Vec<MqttStr>,
+        done: Done<Vec<ReasonCode>>,
+    },
+}
+
+/// How one connection ended.
+enum Ended {
+    /// Lost or refused: reconnect if allowed.
+    Lost,
+    /// The application asked to disconnect, or dropped every handle.
+    Stop(Option<oneshot::Sender<()>>),
+}
+
+struct Driver {
+    options: Options,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::Sender<Event>,
+    /// The session between connections.
+    session: SessionState,
+    /// Publishes not yet handed to the flow, oldest first.
+    queue: VecDeque<Queued>,
+    /// QoS 1/2 publishes in flight, by packet id.
+    in_flight: HashMap<u16, (MessageId, Done<ReasonCode>)>,
+    /// QoS 0 publishes handed to the flow, completed once written.
+    written: Vec<(MessageId, Done<ReasonCode>)>,
+    /// SUBSCRIBE / UNSUBSCRIBE waiting for a connection.
+    pending_control: VecDeque<Control>,
+    /// SUBSCRIBE / UNSUBSCRIBE sent, by packet id.
+    control: HashMap<u16, Control>,
+    /// Every filter subscribed, for resubscribing to a broker that kept no
+    /// session.
+    subscriptions: BTreeMap<MqttStr, SubscriptionOptions>,
+    /// Connections made so far (the first one uses the configured Clean
+    /// Start; later ones resume).
+    connections: u64,
+}
+
+/// Runs the client until it is told to stop.
+pub(crate) async fn run(
+    options: Options,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::Sender<Event>,
+) {
+    let mut driver = Driver {
+        options,
+        commands,
+        events,
+        session: SessionState::new(),
+        queue: VecDeque::new(),
+        in_flight: HashMap::new(),
+        written: Vec::new(),
+        pending_control: VecDeque::new(),
+        control: HashMap::new(),
+        subscriptions: BTreeMap::new(),
+        connections: 0,
+    };
+    let mut attempt = 0u32;
+    let stopped = loop {
+        let connected_before = driver.connections;
+        let ended = driver.connection().await;
+        if driver.connections > connected_before {
+            attempt = 0;
+        }
+        let reconnect = driver.options.reconnect;
+        let done = match (ended, reconnect) {
+            (Ended::Stop(done), _) => break done,
+            (Ended::Lost, None) => break None,
+            (Ended::Lost, Some(backoff)) => {
+                let wait = backoff.delay(attempt, random_unit());
+                attempt = attempt.saturating_add(1);
+                driver.wait(wait).await
+            }
+        };
+        if let Some(done) = done {
+            break done;
+        }
+    };
+    driver.fail_all();
+    if let Some(done) = stopped {
+        let _ = done.send(());
+    }
+}
+
+impl Driver {
+    /// Waits `wait` before reconnecting, taking requests meanwhile. `Some`
+    /// if the application asked to stop.
+    async fn wait(&mut self, wait: std::time::Duration) -> Option<Option<oneshot::Sender<()>>> {
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => return None,
+                command = self.commands.recv() => match command {
+                    None => return Some(None),
+                    Some(Command::Disconnect { done, .. }) => return Some(done),
+                    Some(command) => {
+                        if let Err(e) = self.take(command, None) {
+                            tracing::debug!("{e}");
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    fn connect_packet(&self) -> Connect {
+        let o = &self.options;
+        let client_id = MqttStr::try_from(o.client_id.as_str()).unwrap_or_default();
+        let mut c = Connect::new(o.protocol, client_id);
+        // A persistent session is resumed on every reconnection; a clean
+        // one starts afresh each time, as the application asked.
+        c.clean_start = o.clean_start;
+        c.keep_alive = u16::try_from(o.keep_alive.as_secs()).unwrap_or(u16::MAX);
+        c.will = o.will.clone();
+        c.username = o
+            .username
+            .as_deref()
+            .and_then(|u| MqttStr::try_from(u).ok());
+        c.password = o.password.clone();
+        if o.protocol.is_v5() {
+            c.properties = o.connect_properties.clone();
+            c.properties.session_expiry_interval = o.session_expiry;
+        }
+        c
+    }
+
+    /// One connection, from TCP connect to its end.
+    async fn connection(&mut self) -> Ended {
+        let address = self.options.address();
+        let timeout = self.options.connect_timeout;
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(&address)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                return self
+                    .failed(ClientError::Unreachable {
+                        address,
+                        why: e.to_string(),
+                    })
+                    .await
+            }
+            Err(_) => {
+                let why = format!("no answer within {timeout:?}");
+                return self.failed(ClientError::Unreachable { address, why }).await;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let config = flow::Config {
+            max_inflight: self.options.max_inflight,
+            connect_timeout: Some(timeout),
+            ..flow::Config::default()
+        };
+        let session = std::mem::take(&mut self.session);
+        let conn = Connection::client(Instant::now(), config, self.connect_packet(), session);
+        let mut live = Live {
+            conn,
+            stream,
+            read: BytesMut::with_capacity(4096),
+            write: BytesMut::new(),
+            lost_reason: None,
+        };
+        let ended = self.drive(&mut live).await;
+        self.session = live.conn.into_session();
+        if let Ended::Lost = ended {
+            let reconnecting = self.options.reconnect.is_some();
+            let reason_code = live.lost_reason;
+            self.emit(Event::Disconnected {
+                reason_code,
+                reconnecting,
+            })
+            .await;
+        }
+        ended
+    }
+
+    async fn failed(&mut self, error: ClientError) -> Ended {
+        self.emit(Event::ConnectFailed(error)).await;
+        Ended::Lost
+    }
+
+    async fn drive(&mut self, live: &mut Live) -> Ended {
+        loop {
+            self.fill(&mut live.conn);
+            if let Err(e) = live.flush().await {
+                tracing::debug!("write failed: {e}");
+                return Ended::Lost;
+            }
+            for (mid, done) in self.written.drain(..) {
+                complete(done, Ok(ReasonCode::SUCCESS));
+                let _ = self.events.try_send(Event::Published {
+                    mid,
+                    reason_code: ReasonCode::SUCCESS,
+                });
+            }
+            if live.conn.is_closed() {
+                return Ended::Lost;
+            }
+            let deadline = live.conn.poll_timeout();
+            let sleep = deadline.map_or_else(
+                || tokio::time::Instant::now() + std::time::Duration::from_secs(3600),
+                tokio::time::Instant::from_std,
+            );
+            tokio::select! {
+                read = live.stream.read_buf(&mut live.read) => match read {
+                    Ok(0) | Err(_) => return Ended::Lost,
+                    Ok(_) => live.on_bytes(self.options.protocol),
+                },
+                command = self.commands.recv() => match command {
+                    None => return live.stop(ReasonCode::SUCCESS, None).await,
+                    Some(Command::Disconnect { reason_code, done }) => {
+                        return live.stop(reason_code, done).await;
+                    }
+                    Some(command) => {
+                        if let Err(e) = self.take(command, Some(&mut live.conn)) {
+                            tracing::debug!("{e}");
+                        }
+                    }
+                },
+                () = tokio::time::sleep_until(sleep) => {
+                    if let Err(e) = live.conn.handle_timeout(Instant::now()) {
+                        tracing::debug!("{e}");
+                    }
+                }
+            }
+            while let Some(event) = live.conn.poll_event() {
+                if let Some(ended) = self.on_event(live, event).await {
+                    return ended;
+                }
+            }
+        }
+    }
+
+    /// Accepts a request: queued for the flow (or answered at once when it
+    /// cannot be taken).
+    fn take(&mut self, command: Command, conn: Option<&mut Connection>) -> Result<(), ClientError> {
+        match command {
+            Command::Publish { mid, message, done } => {
+                if self.queue.len() >= self.options.max_queued {
+                    complete(done, Err(ClientError::QueueFull));
+                    return Err(ClientError::QueueFull);
+                }
+                self.queue.push_back(Queued { mid, message, done });
+            }
+            Command::Subscribe {
+                mid,
+                filters,
+                properties,
+                done,
+            } => {
+                let control = Control::Subscribe { mid, filters, done };
+                self.send_control(control, *properties, conn);
+            }
+            Command::Unsubscribe { mid, filters, done } => {
+                let control = Control::Unsubscribe { mid, filters, done };
+                self.send_control(control, Properties::default(), conn);
+            }
+            Command::Ack { packet_id } => {
+                if let Some(conn) = conn {
+                    // A stale id (the connection it came on is gone) is
+                    // harmless: the broker resends that message.
+                    let _ = conn.ack(packet_id, ReasonCode::SUCCESS);
+                }
+            }
+            Command::Disconnect { done, .. } => {
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a SUBSCRIBE / UNSUBSCRIBE now if connected, else when connected.
+    fn send_control(
+        &mut self,
+        control: Control,
+        properties: Properties,
+        conn: Option<&mut Connection>,
+    ) {
+        let Some(conn) = conn.filter(|c| c.is_open()) else {
+            self.pending_control.push_back(control);
+            return;
+        };
+        let Ok(packet_id) = conn.allocate_packet_id() else {
+            self.pending_control.push_back(control);
+            return;
+        };
+        let packet = match &control {
+            Control::Subscribe { filters, .. } => Packet::Subscribe(Subscribe {
+                packet_id,
+                properties: properties.into(),
+                filters: filters.clone(),
+            }),
+            Control::Unsubscribe { filters, .. } => Packet::Unsubscribe(Unsubscribe {
+                packet_id,
+                properties: properties.into(),
+                filters: filters.clone(),
+            }),
+        };
+        match conn.send(packet) {
+            Ok(()) => {
+                self.control.insert(packet_id.get(), control);
+            }
+            Err(e) => fail_control(control, ClientError::InvalidTopic(e.to_string())),
+        }
+    }
+
+    /// Moves queued publishes and requests into the flow while it is open
+    /// and its window has room.
+    fn fill(&mut self, conn: &mut Connection) {
+        if !conn.is_open() {
+            return;
+        }
+        while let Some(control) = self.pending_control.pop_front() {
+            self.send_control(control, Properties::default(), Some(conn));
+        }
+        while let Some(front) = self.queue.front() {
+            if front.message.qos != QoS::AtMostOnce && conn.send_quota() == 0 {
+                break;
+            }
+            let Some(Queued { mid, message, done }) = self.queue.pop_front() else {
+                break;
+            };
+            match conn.publish(*message) {
+                Ok(Some(packet_id)) => {
+                    self.in_flight.insert(packet_id.get(), (mid, done));
+                }
+                Ok(None) => self.written.push((mid, done)),
+                Err(Error::Misuse(Misuse::ExceedsPeerMaximum { size, max })) => {
+                    complete(done, Err(ClientError::TooLarge { size, max }));
+                }
+                Err(e) => {
+                    tracing::debug!("not sent: {e}");
+                    complete(done, Err(ClientError::InvalidTopic(e.to_string())));
+                }
+            }
+        }
+    }
+
+    async fn on_event(&mut self, live: &mut Live, event: FlowEvent) -> Option<Ended> {
+        match event {
+            FlowEvent::Connected(connack) => {
+                self.connections += 1;
+                let session_present = connack.session_present;
+                if !session_present {
+                    self.after_session_lost();
+                }
+                self.emit(Event::Connected {
+                    session_present,
+                    connack: Box::new(connack),
+                })
+                .await;
+            }
+            FlowEvent::Refused(connack) => {
+                self.emit(Event::ConnectFailed(ClientError::Refused(
+                    connack.reason_code,
+                )))
+                .await;
+                return Some(Ended::Lost);
+            }
+            FlowEvent::SessionLost(unsent) => {
+                // The broker has no session: what was not yet received by it
+                // is sent again as new messages, in order, first.
+                for message in unsent.into_iter().rev() {
+                    let entry = message
+                        .packet_id
+                        .and_then(|id| self.in_flight.remove(&id.get()));
+                    let (mid, done) = entry.unwrap_or((0, None));
+                    self.queue.push_front(Queued {
+                        mid,
+                        message: Box::new(message),
+                        done,
+                    });
+                }
+            }
+            FlowEvent::Message(message) => {
+                if let (Some(id), false) = (message.packet_id, self.options.manual_acks) {
+                    let _ = live.conn.ack(id, ReasonCode::SUCCESS);
+                }
+                self.emit(Event::Message(Box::new(message))).await;
+            }
+            FlowEvent::Delivered {
+                packet_id,
+                reason_code,
+            } => {
+                if let Some((mid, done)) = self.in_flight.remove(&packet_id.get()) {
+                    complete(done, Ok(reason_code));
+                    self.emit(Event::Published { mid, reason_code }).await;
+                }
+            }
+            FlowEvent::SubAck(ack) => self.on_suback(ack, true).await,
+            FlowEvent::UnsubAck(ack) => self.on_suback(ack, false).await,
+            FlowEvent::Disconnected(disconnect) => {
+                live.lost_reason = Some(disconnect.reason_code);
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// After a connection that found no session: QoS 2 messages the old
+    /// session had past PUBREC were received by the broker (complete);
+    /// subscriptions are made again if asked.
+    fn after_session_lost(&mut self) {
+        let remaining: Vec<u16> = self.in_flight.keys().copied().collect();
+        for id in remaining {
+            if let Some((mid, done)) = self.in_flight.remove(&id) {
+                complete(done, Ok(ReasonCode::SUCCESS));
+                let _ = self.events.try_send(Event::Published {
+                    mid,
+                    reason_code: ReasonCode::SUCCESS,
+                });
+            }
+        }
+        if self.options.resubscribe && !self.subscriptions.is_empty() {
+            let filters = self
+                .subscriptions
+                .iter()
+                .map(|(filter, options)| SubscribeFilter {
+                    filter: filter.clone(),
+                    options: *options,
+                })
+                .collect();
+            self.pending_control.push_front(Control::Subscribe {
+                mid: 0,
+                filters,
+                done: None,
+            });
+        }
+    }
+
+    async fn on_suback(&mut self, ack: SubAck, subscribe: bool) {
+        let Some(control) = self.control.remove(&ack.packet_id.get()) else {
+            return;
+        };
+        let codes = ack.reason_codes;
+        match control {
+            Control::Subscribe { mid, filters, done } if subscribe => {
+                for (f, code) in filters.iter().zip(&codes) {
+                    if !code.is_error() {
+                        self.subscriptions.insert(f.filter.clone(), f.options);
+                    }
+                }
+                complete(done, Ok(codes.clone()));
+                if mid != 0 {
+                    self.emit(Event::Subscribed {
+                        mid,
+                        reason_codes: codes,
+                    })
+                    .await;
+                }
+            }
+            Control::Unsubscribe { mid, filters, done } if !subscribe => {
+                for f in &filters {
+                    self.subscriptions.remove(f);
+                }
+                complete(done, Ok(codes.clone()));
+                self.emit(Event::Unsubscribed {
+                    mid,
+                    reason_codes: codes,
+                })
+                .await;
+            }
+            other => fail_control(other, ClientError::Disconnected),
+        }
+    }
+
+    async fn emit(&self, event: Event) {
+        // An application that dropped its events does not stop the client.
+        let _ = self.events.send(event).await;
+    }
+
+    /// The client stops: every request still waiting fails.
+    fn fail_all(&mut self) {
+        for q in self.queue.drain(..) {
+            complete(q.done, Err(ClientError::Disconnected));
+        }
+        for (_, (_, done)) in self.in_flight.drain() {
+            complete(done, Err(ClientError::Disconnected));
+        }
+        for control in self
+            .pending_control
+            .drain(..)
+            .chain(self.control.drain().map(|(_, c)| c))
+        {
+            fail_control(control, ClientError::Disconnected);
+        }
+    }
+}
+
+/// An open connection.
+struct Live {
+    conn: Connection,
+    stream: TcpStream,
+    read: BytesMut,
+    write: BytesMut,
+    /// The broker's DISCONNECT reason, if it sent one.
+    lost_reason: Option<ReasonCode>,
+}
+
+impl Live {
+    fn on_bytes(&mut self, protocol: pigeon_proto::Protocol) {
+        let _ = protocol;
+        let now = Instant::now();
+        loop {
+            let max = self.conn.max_incoming_packet_size();
+            match decode(&mut self.read, self.conn.protocol(), max) {
+                Ok(Some(packet)) => {
+                    if let Err(e) = self.conn.handle_packet(now, packet) {
+                        tracing::debug!("closing: {e}");
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!("closing: {e}");
+                    self.conn.handle_decode_error(&e);
+                    self.read.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        let protocol = self.conn.protocol();
+        while let Some(packet) = self.conn.poll_transmit(Instant::now()) {
+            if let Err(e) = packet.encode(protocol, &mut self.write) {
+                tracing::debug!("cannot encode {:?}: {e}", packet.packet_type());
+            }
+        }
+        if !self.write.is_empty() {
+            self.stream.write_all(&self.write).await?;
+            self.write.clear();
+        }
+        Ok(())
+    }
+
+    async fn stop(&mut self, reason_code: ReasonCode, done: Option<oneshot::Sender<()>>) -> Ended {
+        self.conn.disconnect(reason_code, Properties::default());
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
+        Ended::Stop(done)
+    }
+}
+
+fn complete<T>(done: Done<T>, result: Result<T, ClientError>) {
+    if let Some(done) = done {
+        let _ = done.send(result);
+    }
+}
+
+fn fail_control(control: Control, error: ClientError) {
+    match control {
+        Control::Subscribe { done, .. } | Control::Unsubscribe { done, .. } => {
+            complete(done, Err(error))
+        }
+    }
+}
+
+/// A number in [0, 1) for backoff jitter.
+fn random_unit() -> f64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}

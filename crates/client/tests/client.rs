@@ -1,0 +1,441 @@
+//! pigeon-client against a Pigeon broker started in-process on a free
+//! loopback port, and against Debian's mosquitto broker started by the test
+//! (skipped with a message when `/usr/sbin/mosquitto` is missing; CI
+//! installs it).
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pigeon_broker::{Broker, Config, Durability};
+use pigeon_client::{
+    AsyncClient, Client, ClientError, Event, Events, Options, Protocol, QoS, ReasonCode,
+};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn broker() -> Broker {
+    let config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        sys_interval: 0,
+        durability: Durability::Memory,
+        ..Config::default()
+    };
+    Broker::start(config).await.unwrap()
+}
+
+fn options(broker: &Broker, id: &str, protocol: Protocol) -> Options {
+    let addr = broker.local_addr();
+    Options::new(addr.ip().to_string(), addr.port())
+        .client_id(id)
+        .protocol(protocol)
+}
+
+/// The next event about the connection or a message (completions of
+/// requests, which the tests await directly, are skipped), in time.
+async fn next(events: &mut Events) -> Event {
+    loop {
+        let event = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let completion = matches!(
+            event,
+            Event::Published { .. } | Event::Subscribed { .. } | Event::Unsubscribed { .. }
+        );
+        if !completion {
+            return event;
+        }
+    }
+}
+
+async fn connected(events: &mut Events) -> bool {
+    match next(events).await {
+        Event::Connected {
+            session_present, ..
+        } => session_present,
+        other => panic!("expected Connected, got {other:?}"),
+    }
+}
+
+async fn message(events: &mut Events) -> pigeon_client::Message {
+    match next(events).await {
+        Event::Message(m) => *m,
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn publish_and_subscribe_at_each_qos_in_each_version() {
+    let broker = broker().await;
+    for protocol in [Protocol::V3_1, Protocol::V3_1_1, Protocol::V5] {
+        let (sub, mut sub_events) = AsyncClient::new(options(&broker, "sub", protocol));
+        connected(&mut sub_events).await;
+        assert_eq!(
+            sub.subscribe("t/#", QoS::ExactlyOnce).await.unwrap(),
+            [ReasonCode::GRANTED_QOS_2]
+        );
+        let (publisher, mut pub_events) = AsyncClient::new(options(&broker, "pub", protocol));
+        connected(&mut pub_events).await;
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            let code = publisher
+                .publish("t/x", qos, false, format!("{qos:?}"))
+                .await
+                .unwrap();
+            assert!(!code.is_error(), "{protocol:?} {qos:?}: {code:?}");
+            let m = message(&mut sub_events).await;
+            assert_eq!(
+                (m.qos, &m.payload[..]),
+                (qos, format!("{qos:?}").as_bytes()),
+                "{protocol:?}"
+            );
+        }
+        sub.disconnect().await.unwrap();
+        publisher.disconnect().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_publish_waits_for_the_brokers_answer_and_carries_its_code() {
+    // v5: a publish the broker refuses resolves with its reason code.
+    let broker = broker().await;
+    let (c, mut events) = AsyncClient::new(options(&broker, "p", Protocol::V5));
+    connected(&mut events).await;
+    let code = c
+        .publish("$SYS/mine", QoS::AtLeastOnce, false, "x")
+        .await
+        .unwrap();
+    assert_eq!(code, ReasonCode::NOT_AUTHORIZED);
+    let code = c
+        .publish("nobody/listens", QoS::AtLeastOnce, false, "x")
+        .await
+        .unwrap();
+    assert_eq!(code, ReasonCode::NO_MATCHING_SUBSCRIBERS);
+    assert!(matches!(
+        c.publish("bad/+", QoS::AtLeastOnce, false, "x").await,
+        Err(ClientError::InvalidTopic(_))
+    ));
+}
+
+#[tokio::test]
+async fn reconnects_and_resumes_a_persistent_session_without_duplicates() {
+    // The broker goes away and comes back on the same port; the client
+    // reconnects by itself, its session resumes, and messages published
+    // while it was away arrive once.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let start = |dir: std::path::PathBuf| async move {
+        let config = Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            sys_interval: 0,
+            durability: Durability::Sync,
+            data_dir: dir,
+            ..Config::default()
+        };
+        Broker::start(config).await.unwrap()
+    };
+    let broker = start(dir.path().to_path_buf()).await;
+    let o = Options::new("127.0.0.1", port)
+        .client_id("keeper")
+        .protocol(Protocol::V5)
+        .persistent(3600);
+    let (sub, mut events) = AsyncClient::new(o);
+    assert!(!connected(&mut events).await);
+    sub.subscribe("keep", QoS::ExactlyOnce).await.unwrap();
+    broker.shutdown().await;
+    match next(&mut events).await {
+        Event::Disconnected { reconnecting, .. } => assert!(reconnecting),
+        other => panic!("{other:?}"),
+    }
+    let broker = start(dir.path().to_path_buf()).await;
+    // Published by another client before ours is back.
+    let other = Options::new("127.0.0.1", port).client_id("other");
+    let (p, mut p_events) = AsyncClient::new(other);
+    connected(&mut p_events).await;
+    p.publish("keep", QoS::ExactlyOnce, false, "while away")
+        .await
+        .unwrap();
+    loop {
+        match next(&mut events).await {
+            Event::Connected {
+                session_present, ..
+            } => {
+                assert!(session_present);
+                break;
+            }
+            Event::ConnectFailed(_) => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(message(&mut events).await.payload, "while away");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), events.recv())
+            .await
+            .is_err(),
+        "once"
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn messages_published_while_disconnected_go_out_on_connection() {
+    let port = free_port();
+    let o = Options::new("127.0.0.1", port).client_id("early");
+    let (c, mut events) = AsyncClient::new(o);
+    assert!(matches!(
+        next(&mut events).await,
+        Event::ConnectFailed(ClientError::Unreachable { .. })
+    ));
+    let pending = c
+        .start_publish("late/news", QoS::AtLeastOnce, false, "queued")
+        .unwrap();
+    let config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        sys_interval: 0,
+        durability: Durability::Memory,
+        ..Config::default()
+    };
+    let broker = Broker::start(config).await.unwrap();
+    let (watch, mut watch_events) = AsyncClient::new(options(&broker, "watch", Protocol::V3_1_1));
+    connected(&mut watch_events).await;
+    watch.subscribe("late/#", QoS::AtLeastOnce).await.unwrap();
+    // The client's backoff is short at first; the queued message follows
+    // its connection.
+    let code = tokio::time::timeout(Duration::from_secs(10), pending.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(code, ReasonCode::SUCCESS);
+    assert_eq!(message(&mut watch_events).await.payload, "queued");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn blocking_client_with_paho_callbacks() {
+    // paho's quick start: subscribe in on_connect, on_message collects,
+    // loop_start, publish from the main thread and from inside a callback
+    // (no deadlock), wait_for_publish, disconnect.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let broker = runtime.block_on(broker());
+    let addr = broker.local_addr();
+    let client = Client::new("paho-style", Protocol::V3_1_1);
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let subscribed = Arc::new(AtomicUsize::new(0));
+    let s = subscribed.clone();
+    client.on_connect(move |c, flags, code, _| {
+        assert!(!flags.session_present);
+        assert_eq!(code, ReasonCode::SUCCESS);
+        c.subscribe("paho/#", QoS::AtLeastOnce).unwrap();
+    });
+    client.on_subscribe(move |_, _, codes| {
+        assert_eq!(codes, [ReasonCode::GRANTED_QOS_1]);
+        s.fetch_add(1, Ordering::SeqCst);
+    });
+    let g = got.clone();
+    client.on_message(move |c, m| {
+        g.lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(&m.payload).into_owned());
+        if &m.payload[..] == b"ping" {
+            // Publishing from a callback must not deadlock.
+            c.publish("paho/reply", "pong", QoS::AtLeastOnce, false);
+        }
+    });
+    client
+        .connect(&addr.ip().to_string(), addr.port(), 30)
+        .unwrap();
+    client.loop_start();
+    let deadline = std::time::Instant::now() + WAIT;
+    while subscribed.load(Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "on_subscribe");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let info = client.publish("paho/ping", "ping", QoS::AtLeastOnce, false);
+    assert_eq!(info.wait_for_publish(WAIT), Some(Ok(ReasonCode::SUCCESS)));
+    assert!(info.is_published());
+    while got.lock().unwrap().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline + WAIT,
+            "messages: {:?}",
+            got.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(*got.lock().unwrap(), ["ping", "pong"]);
+    client.disconnect().unwrap();
+    client.loop_stop();
+    runtime.block_on(broker.shutdown());
+}
+
+#[test]
+fn publish_from_many_threads_at_once() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let broker = runtime.block_on(broker());
+    let addr = broker.local_addr();
+    let (host, port) = (addr.ip().to_string(), addr.port());
+    let counter = Client::new("counter", Protocol::V5);
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    counter.on_message(move |_, _| {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    counter.connect(&host, port, 30).unwrap();
+    counter.subscribe("many/#", QoS::AtLeastOnce).unwrap();
+    counter.loop_start();
+    std::thread::sleep(Duration::from_millis(200));
+    let client = Client::new("many", Protocol::V5);
+    client.connect(&host, port, 30).unwrap();
+    client.loop_start();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                (0..100)
+                    .map(|n| {
+                        client.publish(
+                            &format!("many/{t}"),
+                            format!("{n}"),
+                            QoS::AtLeastOnce,
+                            false,
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for t in threads {
+        for info in t.join().unwrap() {
+            assert_eq!(info.wait_for_publish(WAIT), Some(Ok(ReasonCode::SUCCESS)));
+        }
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    while count.load(Ordering::SeqCst) < 800 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            count.load(Ordering::SeqCst)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    client.disconnect().unwrap();
+    counter.disconnect().unwrap();
+    runtime.block_on(broker.shutdown());
+}
+
+#[test]
+fn publish_single_and_subscribe_simple_against_mosquitto() {
+    // Our client against Debian's mosquitto broker, started here.
+    let Some(mosquitto) = Mosquitto::start() else {
+        eprintln!("skipped: /usr/sbin/mosquitto is not installed (apt-get install mosquitto)");
+        return;
+    };
+    let port = mosquitto.port;
+    pigeon_client::publish_single(
+        "simple/t",
+        "retained hello",
+        QoS::AtLeastOnce,
+        true,
+        "127.0.0.1",
+        port,
+    )
+    .unwrap();
+    let got = pigeon_client::subscribe_simple("simple/#", QoS::AtLeastOnce, 1, "127.0.0.1", port)
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].topic.as_str(), &got[0].payload[..]),
+        ("simple/t", &b"retained hello"[..])
+    );
+    assert!(got[0].retain);
+}
+
+#[tokio::test]
+async fn qos2_and_v5_against_mosquitto() {
+    let Some(mosquitto) = Mosquitto::start() else {
+        eprintln!("skipped: /usr/sbin/mosquitto is not installed (apt-get install mosquitto)");
+        return;
+    };
+    let o = |id: &str| {
+        Options::new("127.0.0.1", mosquitto.port)
+            .client_id(id)
+            .protocol(Protocol::V5)
+    };
+    let (sub, mut events) = AsyncClient::new(o("m-sub"));
+    connected(&mut events).await;
+    assert_eq!(
+        sub.subscribe("m/#", QoS::ExactlyOnce).await.unwrap(),
+        [ReasonCode::GRANTED_QOS_2]
+    );
+    let (p, mut p_events) = AsyncClient::new(o("m-pub"));
+    connected(&mut p_events).await;
+    for n in 0..20 {
+        p.publish("m/q2", QoS::ExactlyOnce, false, format!("{n}"))
+            .await
+            .unwrap();
+    }
+    for n in 0..20 {
+        let m = message(&mut events).await;
+        assert_eq!(
+            (m.qos, m.payload),
+            (QoS::ExactlyOnce, format!("{n}").into())
+        );
+    }
+}
+
+/// Debian's mosquitto on a free loopback port, stopped by PID on drop.
+struct Mosquitto {
+    port: u16,
+    child: std::process::Child,
+    _conf: tempfile::NamedTempFile,
+}
+
+impl Mosquitto {
+    fn start() -> Option<Mosquitto> {
+        if !std::path::Path::new("/usr/sbin/mosquitto").exists() {
+            return None;
+        }
+        let port = free_port();
+        let conf = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            conf.path(),
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+        )
+        .unwrap();
+        let child = std::process::Command::new("/usr/sbin/mosquitto")
+            .arg("-c")
+            .arg(conf.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mosquitto did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Mosquitto {
+            port,
+            child,
+            _conf: conf,
+        })
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
