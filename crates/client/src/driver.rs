@@ -24,6 +24,9 @@ use crate::options::Options;
 
 type Done<T> = Option<oneshot::Sender<Result<T, ClientError>>>;
 
+/// Requests taken at once before writing.
+const COMMAND_BATCH: usize = 256;
+
 /// A request from a handle.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -284,6 +287,22 @@ impl Driver {
                     Some(command) => {
                         if let Err(e) = self.take(command, Some(&mut live.conn)) {
                             tracing::debug!("{e}");
+                        }
+                        // Take what else is waiting, so a burst of requests
+                        // goes out in one write.
+                        for _ in 0..COMMAND_BATCH {
+                            match self.commands.try_recv() {
+                                Ok(Command::Disconnect { reason_code, done }) => {
+                                    self.fill(&mut live.conn);
+                                    return live.stop(reason_code, done).await;
+                                }
+                                Ok(command) => {
+                                    if let Err(e) = self.take(command, Some(&mut live.conn)) {
+                                        tracing::debug!("{e}");
+                                    }
+                                }
+                                Err(_) => break,
+                            }
                         }
                     }
                 },
