@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::driver::{self, Command};
 use crate::options::Options;
+use crate::store::SessionStore;
 
 /// Identifies one request (publish, subscribe, unsubscribe) of a client,
 /// as paho's `mid`: events about it carry the same id.
@@ -49,6 +50,9 @@ pub enum ClientError {
         /// The system's reason.
         why: String,
     },
+    /// The session store could not be opened, read or written.
+    #[error("session store: {0}")]
+    Store(String),
     /// The message is larger than the broker accepts.
     #[error("the message is larger than the broker accepts ({size} > {max} bytes)")]
     TooLarge {
@@ -167,6 +171,9 @@ impl Publication {
 pub struct AsyncClient {
     commands: mpsc::UnboundedSender<Command>,
     next_mid: Arc<AtomicU64>,
+    /// With `Options::session_store`: QoS 1/2 messages are recorded here
+    /// before `publish` accepts them.
+    store: Option<Arc<SessionStore>>,
 }
 
 /// Events the connection may hold for an application that is slow to read
@@ -176,13 +183,32 @@ const EVENT_BUFFER: usize = 1024;
 impl AsyncClient {
     /// Starts a client on the current tokio runtime: it connects in the
     /// background (see `Event::Connected`) and reconnects as `options` say.
+    ///
+    /// With `Options::session_store`, the store is opened first; if it
+    /// cannot be, the only event is `ConnectFailed(ClientError::Store)`.
     pub fn new(options: Options) -> (AsyncClient, Events) {
         let (commands, rx) = mpsc::unbounded_channel();
         let (events, events_rx) = mpsc::channel(EVENT_BUFFER);
-        tokio::spawn(driver::run(options, rx, events));
+        let opened = options.session_store.as_deref().map(SessionStore::open);
+        let (store, saved) = match opened {
+            None => (None, None),
+            Some(Ok((store, saved))) => (Some(store), Some(saved)),
+            Some(Err(e)) => {
+                let _ = events.try_send(Event::ConnectFailed(e));
+                drop(events);
+                let client = AsyncClient {
+                    commands,
+                    next_mid: Arc::new(AtomicU64::new(1)),
+                    store: None,
+                };
+                return (client, Events(events_rx));
+            }
+        };
+        tokio::spawn(driver::run(options, rx, events, store.clone(), saved));
         let client = AsyncClient {
             commands,
             next_mid: Arc::new(AtomicU64::new(1)),
+            store,
         };
         (client, Events(events_rx))
     }
@@ -228,13 +254,21 @@ impl AsyncClient {
     }
 
     /// Publishes a message built by the caller (v5 properties and all).
+    ///
+    /// With a session store, a QoS 1/2 message is on disk when this
+    /// returns (it waits for the write).
     pub fn publish_message(&self, message: Publish) -> Result<Publication, ClientError> {
         let mid = self.mid();
         let (done, rx) = oneshot::channel();
+        let seq = match (&self.store, message.qos) {
+            (Some(store), QoS::AtLeastOnce | QoS::ExactlyOnce) => Some(store.accept(&message)?),
+            _ => None,
+        };
         self.send(Command::Publish {
             mid,
             message: Box::new(message),
             done: Some(done),
+            seq,
         })?;
         Ok(Publication { mid, done: rx })
     }

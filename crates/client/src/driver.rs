@@ -4,6 +4,7 @@
 //! reconnects with backoff, resuming the session's unacknowledged messages.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -21,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::asynchronous::{ClientError, Event, MessageId};
 use crate::options::Options;
+use crate::store::{Saved, SessionStore, Stage};
 
 type Done<T> = Option<oneshot::Sender<Result<T, ClientError>>>;
 
@@ -34,6 +36,8 @@ pub(crate) enum Command {
         mid: MessageId,
         message: Box<Publish>,
         done: Done<ReasonCode>,
+        /// Its record in the session store.
+        seq: Option<u64>,
     },
     Subscribe {
         mid: MessageId,
@@ -61,6 +65,16 @@ struct Queued {
     mid: MessageId,
     message: Box<Publish>,
     done: Done<ReasonCode>,
+    seq: Option<u64>,
+}
+
+/// A QoS 1/2 publish in flight.
+#[derive(Debug)]
+struct InFlight {
+    mid: MessageId,
+    done: Done<ReasonCode>,
+    /// Its record in the session store, and the message (to rewrite it).
+    stored: Option<(u64, Box<Publish>)>,
 }
 
 /// A SUBSCRIBE or UNSUBSCRIBE sent and not yet answered.
@@ -95,7 +109,12 @@ struct Driver {
     /// Publishes not yet handed to the flow, oldest first.
     queue: VecDeque<Queued>,
     /// QoS 1/2 publishes in flight, by packet id.
-    in_flight: HashMap<u16, (MessageId, Done<ReasonCode>)>,
+    in_flight: HashMap<u16, InFlight>,
+    /// The session store, if the session is kept on disk.
+    store: Option<Arc<SessionStore>>,
+    /// With manual acks and a store: QoS 2 messages the application has
+    /// not acknowledged yet (their identifier is stored at the ack).
+    unacked_qos2: std::collections::HashSet<u16>,
     /// QoS 0 publishes handed to the flow, completed once written.
     written: Vec<(MessageId, Done<ReasonCode>)>,
     /// SUBSCRIBE / UNSUBSCRIBE waiting for a connection.
@@ -115,6 +134,8 @@ pub(crate) async fn run(
     options: Options,
     commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::Sender<Event>,
+    store: Option<Arc<SessionStore>>,
+    saved: Option<Saved>,
 ) {
     let mut driver = Driver {
         options,
@@ -123,12 +144,17 @@ pub(crate) async fn run(
         session: SessionState::new(),
         queue: VecDeque::new(),
         in_flight: HashMap::new(),
+        store,
+        unacked_qos2: std::collections::HashSet::new(),
         written: Vec::new(),
         pending_control: VecDeque::new(),
         control: HashMap::new(),
         subscriptions: BTreeMap::new(),
         connections: 0,
     };
+    if let Some(saved) = saved {
+        driver.restore(saved);
+    }
     let mut attempt = 0u32;
     let stopped = loop {
         let connected_before = driver.connections;
@@ -157,6 +183,57 @@ pub(crate) async fn run(
 }
 
 impl Driver {
+    /// Picks up where a previous process left the session: messages in
+    /// flight are resumed by the flow (resent with DUP on connection),
+    /// queued ones wait their turn, QoS 2 identifiers still mark
+    /// duplicates.
+    fn restore(&mut self, saved: Saved) {
+        let outbound = crate::store::outbound(&saved.outgoing);
+        self.session = SessionState::restore(outbound, saved.inbound_qos2);
+        for (seq, stage, message) in saved.outgoing {
+            let stored = Some((seq, Box::new(message.clone())));
+            match stage {
+                Stage::Queued => self.queue.push_back(Queued {
+                    mid: 0,
+                    message: Box::new(message),
+                    done: None,
+                    seq: Some(seq),
+                }),
+                Stage::Sent(id) | Stage::Released(id) => {
+                    let entry = InFlight {
+                        mid: 0,
+                        done: None,
+                        stored,
+                    };
+                    self.in_flight.insert(id.get(), entry);
+                }
+            }
+        }
+        for (filter, options) in saved.subscriptions {
+            if let Ok(filter) = MqttStr::try_from(filter.as_str()) {
+                self.subscriptions.insert(filter, options);
+            }
+        }
+        if !self.in_flight.is_empty() || !self.queue.is_empty() {
+            tracing::info!(
+                in_flight = self.in_flight.len(),
+                queued = self.queue.len(),
+                "session store: resuming unacknowledged messages"
+            );
+        }
+    }
+
+    /// Applies a change to the session store, if there is one. A failed
+    /// write is logged: the message stays in memory and is still delivered
+    /// unless the process dies too.
+    fn record(&self, change: impl FnOnce(&SessionStore) -> Result<(), ClientError>) {
+        if let Some(store) = &self.store {
+            if let Err(e) = change(store) {
+                tracing::error!("{e}");
+            }
+        }
+    }
+
     /// Waits `wait` before reconnecting, taking requests meanwhile. `Some`
     /// if the application asked to stop.
     async fn wait(&mut self, wait: std::time::Duration) -> Option<Option<oneshot::Sender<()>>> {
@@ -324,12 +401,25 @@ impl Driver {
     /// cannot be taken).
     fn take(&mut self, command: Command, conn: Option<&mut Connection>) -> Result<(), ClientError> {
         match command {
-            Command::Publish { mid, message, done } => {
+            Command::Publish {
+                mid,
+                message,
+                done,
+                seq,
+            } => {
                 if self.queue.len() >= self.options.max_queued {
+                    if let Some(seq) = seq {
+                        self.record(|s| s.done(seq));
+                    }
                     complete(done, Err(ClientError::QueueFull));
                     return Err(ClientError::QueueFull);
                 }
-                self.queue.push_back(Queued { mid, message, done });
+                self.queue.push_back(Queued {
+                    mid,
+                    message,
+                    done,
+                    seq,
+                });
             }
             Command::Subscribe {
                 mid,
@@ -346,6 +436,10 @@ impl Driver {
             }
             Command::Ack { packet_id } => {
                 if let Some(conn) = conn {
+                    if self.unacked_qos2.remove(&packet_id.get()) {
+                        // Stored before PUBREC: a resent copy is a duplicate.
+                        self.record(|s| s.inbound(packet_id.get(), true));
+                    }
                     // A stale id (the connection it came on is gone) is
                     // harmless: the broker resends that message.
                     let _ = conn.ack(packet_id, ReasonCode::SUCCESS);
@@ -408,12 +502,29 @@ impl Driver {
             if front.message.qos != QoS::AtMostOnce && conn.send_quota() == 0 {
                 break;
             }
-            let Some(Queued { mid, message, done }) = self.queue.pop_front() else {
+            let Some(Queued {
+                mid,
+                message,
+                done,
+                seq,
+            }) = self.queue.pop_front()
+            else {
                 break;
             };
+            let copy = seq.map(|seq| (seq, message.clone()));
             match conn.publish(*message) {
                 Ok(Some(packet_id)) => {
-                    self.in_flight.insert(packet_id.get(), (mid, done));
+                    // On disk with its identifier before the PUBLISH is
+                    // written: a restart resends it as the same message.
+                    if let Some((seq, message)) = &copy {
+                        self.record(|s| s.put(*seq, Stage::Sent(packet_id), message));
+                    }
+                    let entry = InFlight {
+                        mid,
+                        done,
+                        stored: copy,
+                    };
+                    self.in_flight.insert(packet_id.get(), entry);
                 }
                 Ok(None) => self.written.push((mid, done)),
                 Err(Error::Misuse(Misuse::ExceedsPeerMaximum { size, max })) => {
@@ -455,27 +566,61 @@ impl Driver {
                     let entry = message
                         .packet_id
                         .and_then(|id| self.in_flight.remove(&id.get()));
-                    let (mid, done) = entry.unwrap_or((0, None));
+                    let (mid, done, seq) = match entry {
+                        Some(e) => (e.mid, e.done, e.stored.map(|(seq, _)| seq)),
+                        None => (0, None, None),
+                    };
                     self.queue.push_front(Queued {
                         mid,
                         message: Box::new(message),
                         done,
+                        seq,
                     });
                 }
             }
             FlowEvent::Message(message) => {
-                if let (Some(id), false) = (message.packet_id, self.options.manual_acks) {
-                    let _ = live.conn.ack(id, ReasonCode::SUCCESS);
+                let qos2 = message.qos == QoS::ExactlyOnce;
+                match (message.packet_id, self.options.manual_acks) {
+                    (Some(id), false) => {
+                        if qos2 {
+                            self.record(|s| s.inbound(id.get(), true));
+                        }
+                        let _ = live.conn.ack(id, ReasonCode::SUCCESS);
+                    }
+                    (Some(id), true) if qos2 && self.store.is_some() => {
+                        self.unacked_qos2.insert(id.get());
+                    }
+                    _ => {}
                 }
                 self.emit(Event::Message(Box::new(message))).await;
+            }
+            FlowEvent::Received { packet_id } => {
+                // Past PUBREC: after a restart only PUBREL is resent.
+                if let Some(InFlight {
+                    stored: Some((seq, message)),
+                    ..
+                }) = self.in_flight.get(&packet_id.get())
+                {
+                    self.record(|s| s.put(*seq, Stage::Released(packet_id), message));
+                }
+            }
+            FlowEvent::Released { packet_id } => {
+                // Forgotten before PUBCOMP goes out.
+                self.record(|s| s.inbound(packet_id.get(), false));
             }
             FlowEvent::Delivered {
                 packet_id,
                 reason_code,
             } => {
-                if let Some((mid, done)) = self.in_flight.remove(&packet_id.get()) {
-                    complete(done, Ok(reason_code));
-                    self.emit(Event::Published { mid, reason_code }).await;
+                if let Some(entry) = self.in_flight.remove(&packet_id.get()) {
+                    if let Some((seq, _)) = entry.stored {
+                        self.record(|s| s.done(seq));
+                    }
+                    complete(entry.done, Ok(reason_code));
+                    if entry.mid != 0 {
+                        let mid = entry.mid;
+                        self.emit(Event::Published { mid, reason_code }).await;
+                    }
                 }
             }
             FlowEvent::SubAck(ack) => self.on_suback(ack, true).await,
@@ -494,10 +639,13 @@ impl Driver {
     fn after_session_lost(&mut self) {
         let remaining: Vec<u16> = self.in_flight.keys().copied().collect();
         for id in remaining {
-            if let Some((mid, done)) = self.in_flight.remove(&id) {
-                complete(done, Ok(ReasonCode::SUCCESS));
+            if let Some(entry) = self.in_flight.remove(&id) {
+                if let Some((seq, _)) = entry.stored {
+                    self.record(|s| s.done(seq));
+                }
+                complete(entry.done, Ok(ReasonCode::SUCCESS));
                 let _ = self.events.try_send(Event::Published {
-                    mid,
+                    mid: entry.mid,
                     reason_code: ReasonCode::SUCCESS,
                 });
             }
@@ -529,6 +677,7 @@ impl Driver {
                 for (f, code) in filters.iter().zip(&codes) {
                     if !code.is_error() {
                         self.subscriptions.insert(f.filter.clone(), f.options);
+                        self.record(|s| s.subscription(f.filter.as_str(), Some(f.options)));
                     }
                 }
                 complete(done, Ok(codes.clone()));
@@ -543,6 +692,7 @@ impl Driver {
             Control::Unsubscribe { mid, filters, done } if !subscribe => {
                 for f in &filters {
                     self.subscriptions.remove(f);
+                    self.record(|s| s.subscription(f.as_str(), None));
                 }
                 complete(done, Ok(codes.clone()));
                 self.emit(Event::Unsubscribed {
@@ -565,8 +715,8 @@ impl Driver {
         for q in self.queue.drain(..) {
             complete(q.done, Err(ClientError::Disconnected));
         }
-        for (_, (_, done)) in self.in_flight.drain() {
-            complete(done, Err(ClientError::Disconnected));
+        for (_, entry) in self.in_flight.drain() {
+            complete(entry.done, Err(ClientError::Disconnected));
         }
         for control in self
             .pending_control

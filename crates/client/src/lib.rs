@@ -34,14 +34,19 @@
 //! disconnect. Events travel back over a bounded one: an application that
 //! stops reading them slows the connection rather than growing memory.
 //!
-//! Not yet: TLS and WebSocket transports, enhanced authentication, and the
-//! on-disk session store that keeps unacknowledged messages across a
-//! restart of the process (in memory, they survive reconnections only).
+//! With `Options::session_store(path)` the session also survives the
+//! process: outgoing QoS 1/2 messages (from the moment `publish` accepts
+//! them), incoming QoS 2 identifiers and subscriptions live in a redb file,
+//! each change fsynced before the packet it concerns is written (see
+//! `store`). Without it they live in memory and survive reconnections.
+//!
+//! Not yet: TLS and WebSocket transports, enhanced authentication.
 
 mod asynchronous;
 mod blocking;
 mod driver;
 pub mod options;
+mod store;
 
 pub use asynchronous::{AsyncClient, ClientError, Event, Events, MessageId, Publication};
 pub use blocking::{

@@ -110,6 +110,9 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// v5 CONNECT properties (beyond Session Expiry, which has its option).
     pub connect_properties: Properties,
+    /// A file keeping the session across restarts of the process (see
+    /// [`Options::session_store`]); `None` keeps it in memory.
+    pub session_store: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -133,7 +136,19 @@ impl Options {
             manual_acks: false,
             connect_timeout: Duration::from_secs(10),
             connect_properties: Properties::default(),
+            session_store: None,
         }
+    }
+
+    /// Keeps the session in a file: QoS 1/2 messages from the moment
+    /// `publish` accepts them until they are acknowledged, incoming QoS 2
+    /// identifiers until PUBREL, and the subscriptions. A process started
+    /// again with the same file and client id resends what was not
+    /// acknowledged (with DUP and its identifier, so no QoS 2 duplicate).
+    /// Use it with a persistent session ([`Options::persistent`]).
+    pub fn session_store(mut self, path: impl Into<std::path::PathBuf>) -> Options {
+        self.session_store = Some(path.into());
+        self
     }
 
     /// Reads `mqtt://[user[:password]@]host[:port]` (port 1883 by
