@@ -166,6 +166,19 @@ impl Publication {
     }
 }
 
+/// A SUBSCRIBE or UNSUBSCRIBE sent: its id, and its answer to come.
+pub(crate) type Pending = (
+    MessageId,
+    oneshot::Receiver<Result<Vec<ReasonCode>, ClientError>>,
+);
+
+/// A topic filter as the protocol's string, or why it cannot be one.
+fn mqtt_str(filter: &str) -> Result<pigeon_proto::string::MqttStr, ClientError> {
+    filter
+        .try_into()
+        .map_err(|e: pigeon_proto::string::StringError| ClientError::InvalidTopic(e.to_string()))
+}
+
 /// A handle to one MQTT client connection; clones share it.
 #[derive(Debug, Clone)]
 pub struct AsyncClient {
@@ -295,28 +308,16 @@ impl AsyncClient {
         rx.await.unwrap_or(Err(ClientError::Disconnected))
     }
 
-    #[allow(clippy::type_complexity)]
     pub(crate) fn start_subscribe(
         &self,
         filters: &[(&str, SubscriptionOptions)],
         properties: Properties,
-    ) -> Result<
-        (
-            MessageId,
-            oneshot::Receiver<Result<Vec<ReasonCode>, ClientError>>,
-        ),
-        ClientError,
-    > {
+    ) -> Result<Pending, ClientError> {
         let filters = filters
             .iter()
             .map(|(f, options)| {
-                let filter = (*f)
-                    .try_into()
-                    .map_err(|e: pigeon_proto::string::StringError| {
-                        ClientError::InvalidTopic(e.to_string())
-                    })?;
                 Ok(SubscribeFilter {
-                    filter,
+                    filter: mqtt_str(f)?,
                     options: *options,
                 })
             })
@@ -338,25 +339,10 @@ impl AsyncClient {
         rx.await.unwrap_or(Err(ClientError::Disconnected))
     }
 
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn start_unsubscribe(
-        &self,
-        filters: &[&str],
-    ) -> Result<
-        (
-            MessageId,
-            oneshot::Receiver<Result<Vec<ReasonCode>, ClientError>>,
-        ),
-        ClientError,
-    > {
+    pub(crate) fn start_unsubscribe(&self, filters: &[&str]) -> Result<Pending, ClientError> {
         let filters = filters
             .iter()
-            .map(|f| {
-                (*f).try_into()
-                    .map_err(|e: pigeon_proto::string::StringError| {
-                        ClientError::InvalidTopic(e.to_string())
-                    })
-            })
+            .map(|f| mqtt_str(f))
             .collect::<Result<Vec<_>, ClientError>>()?;
         let mid = self.mid();
         let (done, rx) = oneshot::channel();
