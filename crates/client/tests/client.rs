@@ -439,3 +439,43 @@ impl Drop for Mosquitto {
         let _ = self.child.wait();
     }
 }
+
+#[tokio::test]
+async fn manual_acks_leave_a_message_unacknowledged_until_the_application_acks() {
+    // With Options::manual_acks, a message the application has not acked is
+    // sent again when the session resumes; once acked, it is not.
+    let broker = broker().await;
+    let o = || {
+        options(&broker, "manual", Protocol::V5)
+            .persistent(600)
+            .manual_acks(true)
+            .reconnect(None)
+    };
+    let (sub, mut events) = AsyncClient::new(o());
+    connected(&mut events).await;
+    sub.subscribe("work", QoS::AtLeastOnce).await.unwrap();
+    let (p, mut p_events) = AsyncClient::new(options(&broker, "boss", Protocol::V5));
+    connected(&mut p_events).await;
+    p.publish("work", QoS::AtLeastOnce, false, "job")
+        .await
+        .unwrap();
+    let first = message(&mut events).await;
+    assert!(!first.dup);
+    drop(sub); // gone without acknowledging
+    drop(events);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (sub, mut events) = AsyncClient::new(o());
+    assert!(connected(&mut events).await, "session present");
+    let again = message(&mut events).await;
+    assert!(again.dup, "sent again: it was never acknowledged");
+    sub.ack(&again).unwrap();
+    sub.disconnect().await.unwrap();
+    let (_sub, mut events) = AsyncClient::new(o());
+    assert!(connected(&mut events).await);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), events.recv())
+            .await
+            .is_err(),
+        "acknowledged: not sent a third time"
+    );
+}
