@@ -163,6 +163,64 @@ impl Client {
         change(&mut lock(&self.shared.options));
     }
 
+    /// paho's `username_pw_set`.
+    pub fn username_pw_set(&self, username: &str, password: Option<&str>) {
+        self.options(|o| {
+            o.username = Some(username.to_owned());
+            o.password = password.map(|p| Bytes::copy_from_slice(p.as_bytes()));
+        });
+    }
+
+    /// paho's `will_set`.
+    pub fn will_set(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<(), ClientError> {
+        let topic =
+            TopicName::try_from(topic).map_err(|e| ClientError::InvalidTopic(e.to_string()))?;
+        let payload = payload.into();
+        self.options(|o| {
+            o.will = Some(pigeon_proto::codec::Will {
+                topic,
+                payload,
+                qos,
+                retain,
+                properties: Properties::default(),
+            });
+        });
+        Ok(())
+    }
+
+    /// paho's `reconnect_delay_set(min_delay, max_delay)`, in seconds.
+    pub fn reconnect_delay_set(&self, min_delay: u64, max_delay: u64) {
+        self.options(|o| {
+            let jitter = o.reconnect.map_or(0.5, |b| b.jitter);
+            o.reconnect = Some(crate::options::Backoff {
+                min: Duration::from_secs(min_delay),
+                max: Duration::from_secs(max_delay.max(min_delay)),
+                jitter,
+            });
+        });
+    }
+
+    /// paho's `max_inflight_messages_set`.
+    pub fn max_inflight_messages_set(&self, inflight: u16) {
+        self.options(|o| o.max_inflight = inflight.max(1));
+    }
+
+    /// paho's `max_queued_messages_set` (0 in paho means unbounded; here it
+    /// means the default bound).
+    pub fn max_queued_messages_set(&self, queue_size: usize) {
+        self.options(|o| {
+            if queue_size > 0 {
+                o.max_queued = queue_size;
+            }
+        });
+    }
+
     fn callbacks(&self) -> std::sync::RwLockWriteGuard<'_, Callbacks> {
         self.shared
             .callbacks
@@ -344,6 +402,17 @@ impl Client {
         let (mid, _) = self
             .client()?
             .start_subscribe(&[(filter, options)], Properties::default())?;
+        Ok(mid)
+    }
+
+    /// Subscribes to several filters at once with their options and v5
+    /// properties (a Subscription Identifier, user properties); never waits.
+    pub fn subscribe_with(
+        &self,
+        filters: &[(&str, pigeon_proto::codec::SubscriptionOptions)],
+        properties: Properties,
+    ) -> Result<MessageId, ClientError> {
+        let (mid, _) = self.client()?.start_subscribe(filters, properties)?;
         Ok(mid)
     }
 

@@ -479,3 +479,52 @@ async fn manual_acks_leave_a_message_unacknowledged_until_the_application_acks()
         "acknowledged: not sent a third time"
     );
 }
+
+#[test]
+fn paho_setters_and_subscription_options() {
+    // username_pw_set against a broker that refuses anonymous clients;
+    // subscribe_with a v5 Subscription Identifier, which comes back with
+    // the message.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        sys_interval: 0,
+        durability: Durability::Memory,
+        allow_anonymous: false,
+        ..Config::default()
+    };
+    let broker = runtime.block_on(Broker::start(config)).unwrap();
+    let (host, port) = (
+        broker.local_addr().ip().to_string(),
+        broker.local_addr().port(),
+    );
+    let anonymous = Client::new("anon", Protocol::V5);
+    assert_eq!(
+        anonymous.connect(&host, port, 30),
+        Err(ClientError::Refused(ReasonCode::NOT_AUTHORIZED))
+    );
+    let client = Client::new("named", Protocol::V5);
+    client.username_pw_set("alice", Some("secret"));
+    client.reconnect_delay_set(1, 5);
+    client.max_inflight_messages_set(10);
+    let (tx, rx) = std::sync::mpsc::channel();
+    client.on_message(move |_, m| {
+        let _ = tx.send(m.properties.subscription_identifiers.clone());
+    });
+    client.connect(&host, port, 30).unwrap();
+    client.loop_start();
+    let mut props = pigeon_client::proto::properties::Properties::default();
+    props.subscription_identifiers = vec![42];
+    let options = pigeon_client::proto::codec::SubscriptionOptions {
+        qos: QoS::AtLeastOnce,
+        ..Default::default()
+    };
+    client.subscribe_with(&[("ids/#", options)], props).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let info = client.publish("ids/1", "x", QoS::AtLeastOnce, false);
+    assert_eq!(info.wait_for_publish(WAIT), Some(Ok(ReasonCode::SUCCESS)));
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), [42]);
+    client.disconnect().unwrap();
+    client.loop_stop();
+    runtime.block_on(broker.shutdown());
+}
