@@ -57,7 +57,8 @@ struct Callbacks {
 }
 
 struct Shared {
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (taken in `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
     options: Mutex<Options>,
     client: Mutex<Option<AsyncClient>>,
     events: Mutex<Option<Events>>,
@@ -67,6 +68,25 @@ struct Shared {
     callbacks: RwLock<Callbacks>,
     looping: Mutex<Option<JoinHandle<()>>>,
     stop_loop: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.runtime
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("the runtime lives as long as the client"))
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks until its tasks end, which tokio
+        // forbids inside async code; this way a blocking client may be
+        // dropped anywhere.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// A blocking MQTT client with paho's methods and callbacks. Clones share
@@ -145,7 +165,7 @@ impl Client {
             .unwrap_or_else(|e| panic!("cannot start the client's runtime: {e}"));
         Client {
             shared: Arc::new(Shared {
-                runtime,
+                runtime: Some(runtime),
                 options: Mutex::new(options),
                 client: Mutex::new(None),
                 events: Mutex::new(None),
@@ -307,7 +327,7 @@ impl Client {
     /// runs. Afterwards the client reconnects by itself.
     pub fn connect(&self, host: &str, port: u16, keep_alive: u64) -> Result<(), ClientError> {
         let mut events = self.start(host, port, keep_alive);
-        let first = self.shared.runtime.block_on(events.recv());
+        let first = self.shared.rt().block_on(events.recv());
         let result = match &first {
             Some(Event::Connected { .. }) => Ok(()),
             Some(Event::ConnectFailed(e)) => Err(e.clone()),
@@ -337,7 +357,7 @@ impl Client {
         options.host = host.to_owned();
         options.port = port;
         options.keep_alive = Duration::from_secs(keep_alive);
-        let _enter = self.shared.runtime.enter();
+        let _enter = self.shared.rt().enter();
         let (client, events) = AsyncClient::new(options);
         if let Some(old) = lock(&self.shared.client).replace(client) {
             let _ = old.start_disconnect();
@@ -383,7 +403,7 @@ impl Client {
             state: Arc::new((Mutex::new(None), Condvar::new())),
         };
         let state = info.state.clone();
-        self.shared.runtime.spawn(async move {
+        self.shared.rt().spawn(async move {
             let result = done.await.unwrap_or(Err(ClientError::Disconnected));
             let (slot, ready) = &*state;
             *lock(slot) = Some(result);
@@ -489,7 +509,7 @@ impl Client {
                 // Woken every 100 ms to look at the stop flag.
                 let wait =
                     async { tokio::time::timeout(Duration::from_millis(100), events.recv()).await };
-                self.shared.runtime.block_on(wait)
+                self.shared.rt().block_on(wait)
             };
             match next {
                 Ok(Some(event)) => self.dispatch(event),

@@ -528,3 +528,13 @@ fn paho_setters_and_subscription_options() {
     client.loop_stop();
     runtime.block_on(broker.shutdown());
 }
+
+#[tokio::test]
+async fn a_blocking_client_may_be_dropped_inside_async_code() {
+    // Its runtime shuts down in the background instead of panicking.
+    let broker = broker().await;
+    let addr = broker.local_addr();
+    let client = Client::new("dropped", Protocol::V3_1_1);
+    client.connect_async(&addr.ip().to_string(), addr.port(), 30);
+    drop(client);
+}
