@@ -20,7 +20,11 @@ impl Connection {
         self.outbound_aliases = alias::Outbound::new(alias_max);
         self.session_expiry_zero = connect.properties.session_expiry_interval.unwrap_or(0) == 0;
         self.clean_start = connect.clean_start;
-        self.auth_method = connect.properties.authentication_method.clone();
+        self.auth_method = connect
+            .properties
+            .authentication_method
+            .clone()
+            .map(Box::new);
         self.problem_information = connect.properties.request_problem_information != Some(false);
         self.connect_deadline = None;
         self.state = State::AwaitAccept;
@@ -45,7 +49,7 @@ impl Connection {
         }
         // MQTT-4.12.0-5, MQTT-4.12.0-6 (5.0): the CONNACK names the
         // CONNECT's Authentication Method, or none if it had none.
-        if connack.properties.authentication_method != self.auth_method {
+        if connack.properties.authentication_method.as_ref() != self.auth_method.as_deref() {
             return Err(Misuse::InvalidValue(
                 "CONNACK Authentication Method differs from CONNECT's",
             )
@@ -66,9 +70,10 @@ impl Connection {
         if resume {
             self.resend();
         }
-        while let Some((at, packet)) = self.deferred.pop_front() {
+        while let Some((at, packet)) = self.deferred.as_mut().and_then(|d| d.pop_front()) {
             self.handle_packet(at, packet)?;
         }
+        self.deferred = None;
         Ok(())
     }
 

@@ -28,7 +28,9 @@ impl Connection {
                 result
             }
             (State::AwaitAccept, packet) => {
-                self.deferred.push_back((now, packet));
+                self.deferred
+                    .get_or_insert_with(Box::default)
+                    .push_back((now, packet));
                 Ok(())
             }
             (_, packet) => self.handle_open(now, packet),
@@ -103,7 +105,10 @@ impl Connection {
                         || code == ReasonCode::RE_AUTHENTICATE
                 }
             };
-            if self.auth_method.is_none() || *method != self.auth_method || !allowed {
+            if self.auth_method.is_none()
+                || method.as_ref() != self.auth_method.as_deref()
+                || !allowed
+            {
                 return Err(Violation::UnexpectedPacket("AUTH").into());
             }
         }

@@ -171,7 +171,9 @@ impl Connection {
             // enhanced authentication, naming the CONNECT's method.
             (Packet::Auth(auth), _) => {
                 let method = &auth.properties.authentication_method;
-                self.protocol.is_v5() && self.auth_method.is_some() && *method == self.auth_method
+                self.protocol.is_v5()
+                    && self.auth_method.is_some()
+                    && method.as_ref() == self.auth_method.as_deref()
             }
             _ => false,
         };
