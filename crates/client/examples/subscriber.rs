@@ -31,6 +31,9 @@ fn main() {
             eprintln!("subscribe failed: {e}");
         }
     });
+    client.on_subscribe(|_, _mid, reason_codes| {
+        println!("Subscribed: {reason_codes:?}");
+    });
     let received = std::sync::atomic::AtomicUsize::new(0);
     client.on_message(move |client, message| {
         println!(
