@@ -50,6 +50,13 @@ pub enum ClientError {
         /// The system's reason.
         why: String,
     },
+    /// TLS could not be set up (a certificate or key file) or its handshake
+    /// failed (the broker's certificate is not trusted, …).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The WebSocket upgrade failed (wrong path, not a WebSocket server, …).
+    #[error("WebSocket: {0}")]
+    WebSocket(String),
     /// The session store could not be opened, read or written.
     #[error("session store: {0}")]
     Store(String),
@@ -197,12 +204,20 @@ impl AsyncClient {
     /// Starts a client on the current tokio runtime: it connects in the
     /// background (see `Event::Connected`) and reconnects as `options` say.
     ///
-    /// With `Options::session_store`, the store is opened first; if it
-    /// cannot be, the only event is `ConnectFailed(ClientError::Store)`.
+    /// With `Options::session_store`, the store is opened first, and with
+    /// TLS its certificate files are read; if either fails, the only event
+    /// is `ConnectFailed` (`ClientError::Store` or `ClientError::Tls`).
     pub fn new(options: Options) -> (AsyncClient, Events) {
         let (commands, rx) = mpsc::unbounded_channel();
         let (events, events_rx) = mpsc::channel(EVENT_BUFFER);
-        let opened = options.session_store.as_deref().map(SessionStore::open);
+        let tls = match options.transport.is_tls() {
+            true => crate::transport::tls_config(&options.tls).map(Some),
+            false => Ok(None),
+        };
+        let opened = match (&tls, options.session_store.as_deref()) {
+            (Err(e), _) => Some(Err(e.clone())),
+            (Ok(_), path) => path.map(SessionStore::open),
+        };
         let (store, saved) = match opened {
             None => (None, None),
             Some(Ok((store, saved))) => (Some(store), Some(saved)),
@@ -217,7 +232,8 @@ impl AsyncClient {
                 return (client, Events(events_rx));
             }
         };
-        tokio::spawn(driver::run(options, rx, events, store.clone(), saved));
+        let tls = tls.ok().flatten();
+        tokio::spawn(driver::run(options, tls, rx, events, store.clone(), saved));
         let client = AsyncClient {
             commands,
             next_mid: Arc::new(AtomicU64::new(1)),

@@ -226,6 +226,38 @@ impl Client {
         });
     }
 
+    /// paho's `tls_set(ca_certs, certfile, keyfile)`: connect over TLS,
+    /// trusting the CA certificates in `ca_certs` (PEM; `None`: the
+    /// system's), with a client certificate if `certfile` and `keyfile` are
+    /// given. A file that cannot be read fails `connect` with
+    /// `ClientError::Tls`.
+    pub fn tls_set(&self, ca_certs: Option<&str>, certfile: Option<&str>, keyfile: Option<&str>) {
+        self.options(|o| {
+            let mut tls = std::mem::take(&mut o.tls);
+            tls.ca_file = ca_certs.map(Into::into);
+            tls.client_cert = certfile.zip(keyfile).map(|(c, k)| (c.into(), k.into()));
+            *o = std::mem::replace(o, Options::new("", 0)).tls(tls);
+        });
+    }
+
+    /// paho's `tls_insecure_set(True)`: accept a broker certificate that is
+    /// not for the host name (its chain is still verified).
+    pub fn tls_insecure_set(&self, insecure: bool) {
+        self.options(|o| o.tls.insecure = insecure);
+    }
+
+    /// paho's `ws_set_options(path, headers)`; also switches to the
+    /// WebSocket transport (paho's `transport="websockets"`).
+    pub fn ws_set_options(&self, path: &str, headers: &[(&str, &str)]) {
+        self.options(|o| {
+            let mut taken = std::mem::replace(o, Options::new("", 0)).websocket(path);
+            for (name, value) in headers {
+                taken = taken.ws_header(name, value);
+            }
+            *o = taken;
+        });
+    }
+
     /// paho's `max_inflight_messages_set`.
     pub fn max_inflight_messages_set(&self, inflight: u16) {
         self.options(|o| o.max_inflight = inflight.max(1));

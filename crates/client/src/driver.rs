@@ -16,13 +16,13 @@ use pigeon_proto::flow::{self, Connection, Event as FlowEvent, SessionState};
 use pigeon_proto::properties::Properties;
 use pigeon_proto::string::MqttStr;
 use pigeon_proto::{decode, Error, Packet, PacketId, QoS, ReasonCode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::rustls::ClientConfig;
 
 use crate::asynchronous::{ClientError, Event, MessageId};
 use crate::options::Options;
 use crate::store::{Saved, SessionStore, Stage};
+use crate::transport::{self, Stream};
 
 type Done<T> = Option<oneshot::Sender<Result<T, ClientError>>>;
 
@@ -102,6 +102,8 @@ enum Ended {
 
 struct Driver {
     options: Options,
+    /// The TLS configuration, for the TLS transports.
+    tls: Option<Arc<ClientConfig>>,
     commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::Sender<Event>,
     /// The session between connections.
@@ -132,6 +134,7 @@ struct Driver {
 /// Runs the client until it is told to stop.
 pub(crate) async fn run(
     options: Options,
+    tls: Option<Arc<ClientConfig>>,
     commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::Sender<Event>,
     store: Option<Arc<SessionStore>>,
@@ -139,6 +142,7 @@ pub(crate) async fn run(
 ) {
     let mut driver = Driver {
         options,
+        tls,
         commands,
         events,
         session: SessionState::new(),
@@ -276,26 +280,20 @@ impl Driver {
         c
     }
 
-    /// One connection, from TCP connect to its end.
+    /// One connection, from TCP connect (and TLS and WebSocket handshakes)
+    /// to its end.
     async fn connection(&mut self) -> Ended {
-        let address = self.options.address();
         let timeout = self.options.connect_timeout;
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(&address)).await {
+        let opening = transport::connect(&self.options, self.tls.as_ref());
+        let stream = match tokio::time::timeout(timeout, opening).await {
             Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                return self
-                    .failed(ClientError::Unreachable {
-                        address,
-                        why: e.to_string(),
-                    })
-                    .await
-            }
+            Ok(Err(e)) => return self.failed(e).await,
             Err(_) => {
+                let address = self.options.address();
                 let why = format!("no answer within {timeout:?}");
                 return self.failed(ClientError::Unreachable { address, why }).await;
             }
         };
-        let _ = stream.set_nodelay(true);
         let config = flow::Config {
             max_inflight: self.options.max_inflight,
             connect_timeout: Some(timeout),
@@ -731,7 +729,7 @@ impl Driver {
 /// An open connection.
 struct Live {
     conn: Connection,
-    stream: TcpStream,
+    stream: Stream,
     read: BytesMut,
     write: BytesMut,
     /// The broker's DISCONNECT reason, if it sent one.
@@ -770,8 +768,7 @@ impl Live {
             }
         }
         if !self.write.is_empty() {
-            self.stream.write_all(&self.write).await?;
-            self.write.clear();
+            self.stream.write_all(&mut self.write).await?;
         }
         Ok(())
     }
@@ -779,7 +776,7 @@ impl Live {
     async fn stop(&mut self, reason_code: ReasonCode, done: Option<oneshot::Sender<()>>) -> Ended {
         self.conn.disconnect(reason_code, Properties::default());
         let _ = self.flush().await;
-        let _ = self.stream.shutdown().await;
+        self.stream.shutdown().await;
         Ended::Stop(done)
     }
 }

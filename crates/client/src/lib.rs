@@ -1,6 +1,7 @@
 //! # pigeon-client
 //!
-//! The Pigeon MQTT client: MQTT 3.1, 3.1.1 and 5.0 over TCP, built on the
+//! The Pigeon MQTT client: MQTT 3.1, 3.1.1 and 5.0 over TCP, TLS (rustls),
+//! WebSocket and WebSocket over TLS (`transport`), built on the
 //! same [`pigeon_proto::flow::Connection`] the broker drives, so the QoS 1
 //! and QoS 2 handshakes exist once.
 //!
@@ -40,19 +41,20 @@
 //! each change fsynced before the packet it concerns is written (see
 //! `store`). Without it they live in memory and survive reconnections.
 //!
-//! Not yet: TLS and WebSocket transports, enhanced authentication.
+//! Not yet: enhanced authentication (v5 AUTH).
 
 mod asynchronous;
 mod blocking;
 mod driver;
 pub mod options;
 mod store;
+mod transport;
 
 pub use asynchronous::{AsyncClient, ClientError, Event, Events, MessageId, Publication};
 pub use blocking::{
     publish_single, subscribe_simple, topic_matches_sub, Client, ConnectFlags, Message, MessageInfo,
 };
-pub use options::{Backoff, Options, OptionsError};
+pub use options::{Backoff, Options, OptionsError, TlsOptions, Transport};
 
 /// The protocol core this client is built on, re-exported for applications.
 pub use pigeon_proto as proto;

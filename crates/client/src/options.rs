@@ -1,7 +1,9 @@
-//! How to connect: broker address, client id, protocol, session, will,
-//! credentials, limits and reconnection. Built with methods or read from an
-//! `mqtt://user:password@host:port` URL.
+//! How to connect: broker address and transport (TCP, TLS, WebSocket,
+//! WebSocket over TLS), client id, protocol, session, will, credentials,
+//! limits and reconnection. Built with methods or read from a URL such as
+//! `mqtts://user:password@host:8883`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,6 +32,51 @@ pub enum OptionsError {
         /// Why.
         why: String,
     },
+}
+
+/// How bytes reach the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// MQTT over TCP (`mqtt://`, port 1883).
+    #[default]
+    Tcp,
+    /// MQTT over TLS (`mqtts://`, port 8883).
+    Tls,
+    /// MQTT over WebSocket (`ws://`), binary frames, subprotocol `mqtt`.
+    WebSocket,
+    /// MQTT over WebSocket over TLS (`wss://`).
+    WebSocketTls,
+}
+
+impl Transport {
+    /// Whether the connection is encrypted.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Transport::Tls | Transport::WebSocketTls)
+    }
+
+    /// Whether MQTT travels in WebSocket frames.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Transport::WebSocket | Transport::WebSocketTls)
+    }
+}
+
+/// TLS settings (rustls). The default trusts the system's root
+/// certificates and checks that the broker's certificate is for the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// A PEM file of CA certificates to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// A PEM certificate (chain) and its PEM private key, for brokers that
+    /// ask for a client certificate.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Accept a certificate that is not for the host name (its chain is
+    /// still verified): paho's `tls_insecure_set(True)`, mosquitto_pub's
+    /// `--insecure`. For test set-ups only.
+    pub insecure: bool,
+    /// The name to ask for (SNI) and verify, instead of the host.
+    pub server_name: Option<String>,
+    /// ALPN protocols to offer, e.g. `x-amzn-mqtt-ca`.
+    pub alpn: Vec<String>,
 }
 
 /// Reconnection after a lost connection: exponential backoff from `min` to
@@ -74,6 +121,15 @@ pub struct Options {
     pub host: String,
     /// Broker port.
     pub port: u16,
+    /// TCP, TLS, WebSocket or WebSocket over TLS.
+    pub transport: Transport,
+    /// TLS settings, used by the TLS transports.
+    pub tls: TlsOptions,
+    /// The WebSocket request path (`/mqtt` unless the URL gives one).
+    pub ws_path: String,
+    /// Extra headers for the WebSocket upgrade request (e.g.
+    /// `Authorization`).
+    pub ws_headers: Vec<(String, String)>,
     /// Client identifier; empty asks the broker to assign one (v5, or 3.1.1
     /// with a clean session).
     pub client_id: String,
@@ -121,6 +177,10 @@ impl Options {
         Options {
             host: host.into(),
             port,
+            transport: Transport::Tcp,
+            tls: TlsOptions::default(),
+            ws_path: "/mqtt".to_owned(),
+            ws_headers: Vec::new(),
             client_id: String::new(),
             protocol: Protocol::V3_1_1,
             clean_start: true,
@@ -151,27 +211,32 @@ impl Options {
         self
     }
 
-    /// Reads `mqtt://[user[:password]@]host[:port]` (port 1883 by
-    /// default). `mqtts://`, `ws://` and `wss://` need the TLS and
-    /// WebSocket transports, which are not in this client yet.
+    /// Reads `scheme://[user[:password]@]host[:port][/path]`. The scheme
+    /// picks the transport and default port: `mqtt://` (or `tcp://`) 1883,
+    /// `mqtts://` (or `ssl://`, `tls://`) 8883, `ws://` 80 and `wss://`
+    /// 443. A WebSocket URL's path is the request path (`/mqtt` if none).
     pub fn from_url(url: &str) -> Result<Options, OptionsError> {
         let bad = |why: &str| OptionsError::Url {
             url: url.to_owned(),
             why: why.to_owned(),
         };
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| bad("want mqtt://[user[:password]@]host[:port]"))?;
-        match scheme {
-            "mqtt" | "tcp" => {}
-            "mqtts" | "ssl" | "ws" | "wss" => {
-                return Err(bad(
-                    "TLS and WebSocket transports are not in this client yet; use mqtt://",
-                ))
-            }
-            _ => return Err(bad("the scheme must be mqtt://")),
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            bad("want mqtt://, mqtts://, ws:// or wss:// then [user[:password]@]host[:port]")
+        })?;
+        let (transport, default_port) = match scheme.to_ascii_lowercase().as_str() {
+            "mqtt" | "tcp" => (Transport::Tcp, 1883),
+            "mqtts" | "ssl" | "tls" => (Transport::Tls, 8883),
+            "ws" => (Transport::WebSocket, 80),
+            "wss" => (Transport::WebSocketTls, 443),
+            _ => return Err(bad("the scheme must be mqtt://, mqtts://, ws:// or wss://")),
+        };
+        let (rest, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if !transport.is_websocket() && !path.trim_end_matches('/').is_empty() {
+            return Err(bad("only ws:// and wss:// URLs take a path"));
         }
-        let rest = rest.trim_end_matches('/');
         let (credentials, address) = match rest.rsplit_once('@') {
             Some((c, a)) => (Some(c), a),
             None => (None, rest),
@@ -184,13 +249,17 @@ impl Options {
                     .map_err(|_| bad("the port must be a number from 1 to 65535"))?;
                 (h, port)
             }
-            _ => (address, 1883),
+            _ => (address, default_port),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
             return Err(bad("no host"));
         }
         let mut options = Options::new(host, port);
+        options.transport = transport;
+        if !path.is_empty() {
+            options.ws_path = path.to_owned();
+        }
         if let Some(credentials) = credentials {
             let (user, password) = match credentials.split_once(':') {
                 Some((u, p)) => (u, Some(p)),
@@ -200,6 +269,32 @@ impl Options {
             options.password = password.map(|p| Bytes::copy_from_slice(p.as_bytes()));
         }
         Ok(options)
+    }
+
+    /// Connects over TLS (keeping WebSocket if chosen) with these settings.
+    pub fn tls(mut self, tls: TlsOptions) -> Options {
+        self.transport = match self.transport {
+            Transport::WebSocket | Transport::WebSocketTls => Transport::WebSocketTls,
+            Transport::Tcp | Transport::Tls => Transport::Tls,
+        };
+        self.tls = tls;
+        self
+    }
+
+    /// Connects over WebSocket (keeping TLS if chosen), requesting `path`.
+    pub fn websocket(mut self, path: &str) -> Options {
+        self.transport = match self.transport {
+            Transport::Tls | Transport::WebSocketTls => Transport::WebSocketTls,
+            Transport::Tcp | Transport::WebSocket => Transport::WebSocket,
+        };
+        self.ws_path = path.to_owned();
+        self
+    }
+
+    /// Adds a header to the WebSocket upgrade request.
+    pub fn ws_header(mut self, name: &str, value: &str) -> Options {
+        self.ws_headers.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// Sets the client identifier.
@@ -296,13 +391,41 @@ mod tests {
         let o = Options::from_url("mqtt://[::1]:1999/").unwrap();
         assert_eq!((o.host.as_str(), o.port), ("::1", 1999));
         assert_eq!(o.address(), "[::1]:1999");
+        assert_eq!(o.transport, Transport::Tcp);
+    }
+
+    #[test]
+    fn the_scheme_picks_transport_and_default_port() {
+        for (url, transport, port, path) in [
+            ("mqtts://h", Transport::Tls, 8883, "/mqtt"),
+            ("ssl://h:9883", Transport::Tls, 9883, "/mqtt"),
+            ("ws://h", Transport::WebSocket, 80, "/mqtt"),
+            ("ws://h:9001/", Transport::WebSocket, 9001, "/"),
+            (
+                "wss://u:p@h/ws/mqtt",
+                Transport::WebSocketTls,
+                443,
+                "/ws/mqtt",
+            ),
+        ] {
+            let o = Options::from_url(url).unwrap();
+            assert_eq!(
+                (o.transport, o.port, o.ws_path.as_str(), o.host.as_str()),
+                (transport, port, path, "h"),
+                "{url}"
+            );
+        }
+        let o = Options::new("h", 1)
+            .websocket("/x")
+            .tls(TlsOptions::default());
+        assert_eq!(o.transport, Transport::WebSocketTls);
     }
 
     #[test]
     fn bad_urls_say_what_is_accepted() {
         for (url, says) in [
             ("localhost:1883", "mqtt://"),
-            ("mqtts://host", "not in this client yet"),
+            ("mqtt://host/path", "only ws://"),
             ("mqtt://host:port", "a number"),
             ("http://host", "mqtt://"),
         ] {

@@ -10,62 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pigeon_broker::{Broker, Config, Durability};
-use pigeon_client::{
-    AsyncClient, Client, ClientError, Event, Events, Options, Protocol, QoS, ReasonCode,
-};
+use pigeon_client::{AsyncClient, Client, ClientError, Event, Options, Protocol, QoS, ReasonCode};
 
-const WAIT: Duration = Duration::from_secs(5);
-
-async fn broker() -> Broker {
-    let config = Config {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        sys_interval: 0,
-        durability: Durability::Memory,
-        ..Config::default()
-    };
-    Broker::start(config).await.unwrap()
-}
-
-fn options(broker: &Broker, id: &str, protocol: Protocol) -> Options {
-    let addr = broker.local_addr();
-    Options::new(addr.ip().to_string(), addr.port())
-        .client_id(id)
-        .protocol(protocol)
-}
-
-/// The next event about the connection or a message (completions of
-/// requests, which the tests await directly, are skipped), in time.
-async fn next(events: &mut Events) -> Event {
-    loop {
-        let event = tokio::time::timeout(WAIT, events.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        let completion = matches!(
-            event,
-            Event::Published { .. } | Event::Subscribed { .. } | Event::Unsubscribed { .. }
-        );
-        if !completion {
-            return event;
-        }
-    }
-}
-
-async fn connected(events: &mut Events) -> bool {
-    match next(events).await {
-        Event::Connected {
-            session_present, ..
-        } => session_present,
-        other => panic!("expected Connected, got {other:?}"),
-    }
-}
-
-async fn message(events: &mut Events) -> pigeon_client::Message {
-    match next(events).await {
-        Event::Message(m) => *m,
-        other => panic!("expected a message, got {other:?}"),
-    }
-}
+mod common;
+use common::*;
 
 #[tokio::test]
 async fn publish_and_subscribe_at_each_qos_in_each_version() {
@@ -209,14 +157,6 @@ async fn messages_published_while_disconnected_go_out_on_connection() {
         .unwrap();
     assert_eq!(code, ReasonCode::SUCCESS);
     assert_eq!(message(&mut watch_events).await.payload, "queued");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -388,55 +328,6 @@ async fn qos2_and_v5_against_mosquitto() {
             (m.qos, m.payload),
             (QoS::ExactlyOnce, format!("{n}").into())
         );
-    }
-}
-
-/// Debian's mosquitto on a free loopback port, stopped by PID on drop.
-struct Mosquitto {
-    port: u16,
-    child: std::process::Child,
-    _conf: tempfile::NamedTempFile,
-}
-
-impl Mosquitto {
-    fn start() -> Option<Mosquitto> {
-        if !std::path::Path::new("/usr/sbin/mosquitto").exists() {
-            return None;
-        }
-        let port = free_port();
-        let conf = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(
-            conf.path(),
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
-        )
-        .unwrap();
-        let child = std::process::Command::new("/usr/sbin/mosquitto")
-            .arg("-c")
-            .arg(conf.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + WAIT;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "mosquitto did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Mosquitto {
-            port,
-            child,
-            _conf: conf,
-        })
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
