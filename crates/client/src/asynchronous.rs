@@ -15,7 +15,7 @@ use bytes::Bytes;
 use pigeon_proto::codec::{ConnAck, Publish, SubscribeFilter, SubscriptionOptions};
 use pigeon_proto::properties::Properties;
 use pigeon_proto::topic::TopicName;
-use pigeon_proto::{PacketId, QoS, ReasonCode};
+use pigeon_proto::{QoS, ReasonCode};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::driver::{self, Command};
@@ -85,7 +85,7 @@ pub enum Event {
     ConnectFailed(ClientError),
     /// A message arrived. With manual acknowledgements, `AsyncClient::ack`
     /// it once processed.
-    Message(Box<Publish>),
+    Message(Box<Message>),
     /// A published message is complete for its QoS: written (QoS 0),
     /// PUBACK (QoS 1) or PUBCOMP / an error PUBREC (QoS 2).
     Published {
@@ -117,6 +117,43 @@ pub enum Event {
         /// Whether the client will try to reconnect.
         reconnecting: bool,
     },
+}
+
+/// A message received: the PUBLISH (topic, payload, QoS, properties, all
+/// reachable through `Deref`), and with a session store its place in the
+/// store's inbox (paho's `MQTTMessage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The message as the broker sent it.
+    pub publish: Publish,
+    /// With a session store, for QoS 1/2: the message's delivery number.
+    /// Numbers only grow, across restarts too, and a message delivered
+    /// again keeps its number. An application that must act on each
+    /// message exactly once stores the last number it acted on together
+    /// with its results, and skips a message whose number is not above it.
+    pub delivery: Option<u64>,
+    /// Delivered before to this client's application, which did not
+    /// acknowledge it (the process stopped first): the session store gives
+    /// it again after a restart.
+    pub redelivered: bool,
+}
+
+impl std::ops::Deref for Message {
+    type Target = Publish;
+
+    fn deref(&self) -> &Publish {
+        &self.publish
+    }
+}
+
+impl Message {
+    pub(crate) fn new(publish: Publish) -> Message {
+        Message {
+            publish,
+            delivery: None,
+            redelivered: false,
+        }
+    }
 }
 
 /// Events of one client, in order.
@@ -371,15 +408,17 @@ impl AsyncClient {
     }
 
     /// Acknowledges a message received with manual acknowledgements on
-    /// (`Options::manual_acks`); other messages need nothing.
-    pub fn ack(&self, message: &Publish) -> Result<(), ClientError> {
-        self.ack_id(message.packet_id)
-    }
-
-    pub(crate) fn ack_id(&self, packet_id: Option<PacketId>) -> Result<(), ClientError> {
-        match packet_id {
-            Some(packet_id) => self.send(Command::Ack { packet_id }),
-            None => Ok(()),
+    /// (`Options::manual_acks`); other messages need nothing. Without a
+    /// session store this sends the PUBACK / PUBREC; with one, the broker
+    /// was answered once the message was in the store's inbox, and this
+    /// takes it out (it is not delivered again after a restart).
+    pub fn ack(&self, message: &Message) -> Result<(), ClientError> {
+        match (message.packet_id, message.delivery) {
+            (None, None) => Ok(()),
+            (packet_id, delivery) => self.send(Command::Ack {
+                packet_id,
+                delivery,
+            }),
         }
     }
 

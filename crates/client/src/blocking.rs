@@ -19,12 +19,8 @@ use pigeon_proto::properties::Properties;
 use pigeon_proto::topic::{TopicFilter, TopicName};
 use pigeon_proto::{Protocol, QoS, ReasonCode};
 
-use crate::asynchronous::{AsyncClient, ClientError, Event, Events, MessageId};
+use crate::asynchronous::{AsyncClient, ClientError, Event, Events, Message, MessageId};
 use crate::options::Options;
-
-/// A received message (paho's `MQTTMessage`): topic, payload, QoS, retain
-/// and v5 properties.
-pub type Message = Publish;
 
 /// CONNACK's flags, as paho's `ConnectFlags`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +64,10 @@ struct Shared {
     callbacks: RwLock<Callbacks>,
     looping: Mutex<Option<JoinHandle<()>>>,
     stop_loop: std::sync::atomic::AtomicBool,
+    /// With a session store and automatic acknowledgements, a message
+    /// leaves the store's inbox once `on_message` has returned (so one
+    /// whose callback was cut short by a crash is delivered again).
+    ack_after_callback: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -173,6 +173,7 @@ impl Client {
                 callbacks: RwLock::new(Callbacks::default()),
                 looping: Mutex::new(None),
                 stop_loop: std::sync::atomic::AtomicBool::new(false),
+                ack_after_callback: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -389,6 +390,11 @@ impl Client {
         options.host = host.to_owned();
         options.port = port;
         options.keep_alive = Duration::from_secs(keep_alive);
+        let after_callback = options.session_store.is_some() && !options.manual_acks;
+        options.manual_acks |= after_callback;
+        self.shared
+            .ack_after_callback
+            .store(after_callback, std::sync::atomic::Ordering::Relaxed);
         let _enter = self.shared.rt().enter();
         let (client, events) = AsyncClient::new(options);
         if let Some(old) = lock(&self.shared.client).replace(client) {
@@ -598,6 +604,10 @@ impl Client {
                 }
                 for f in matching {
                     f(self, &message);
+                }
+                let after = &self.shared.ack_after_callback;
+                if after.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = self.ack(&message);
                 }
             }
             Event::Published { mid, reason_code } => {

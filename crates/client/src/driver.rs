@@ -19,9 +19,9 @@ use pigeon_proto::{decode, Error, Packet, PacketId, QoS, ReasonCode};
 use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::rustls::ClientConfig;
 
-use crate::asynchronous::{ClientError, Event, MessageId};
+use crate::asynchronous::{ClientError, Event, Message, MessageId};
 use crate::options::Options;
-use crate::store::{Saved, SessionStore, Stage};
+use crate::store::{Op, Saved, SessionStore, Stage};
 use crate::transport::{self, Stream};
 
 type Done<T> = Option<oneshot::Sender<Result<T, ClientError>>>;
@@ -51,7 +51,10 @@ pub(crate) enum Command {
         done: Done<Vec<ReasonCode>>,
     },
     Ack {
-        packet_id: PacketId,
+        /// To answer the broker (without a session store).
+        packet_id: Option<PacketId>,
+        /// To take the message out of the store's inbox.
+        delivery: Option<u64>,
     },
     Disconnect {
         reason_code: ReasonCode,
@@ -114,9 +117,12 @@ struct Driver {
     in_flight: HashMap<u16, InFlight>,
     /// The session store, if the session is kept on disk.
     store: Option<Arc<SessionStore>>,
-    /// With manual acks and a store: QoS 2 messages the application has
-    /// not acknowledged yet (their identifier is stored at the ack).
-    unacked_qos2: std::collections::HashSet<u16>,
+    /// Changes for the store, committed together before the next write to
+    /// the broker.
+    ops: Vec<Op>,
+    /// Messages entering the inbox: handed to the application once the
+    /// commit that stores them is done.
+    arrived: Vec<Message>,
     /// QoS 0 publishes handed to the flow, completed once written.
     written: Vec<(MessageId, Done<ReasonCode>)>,
     /// SUBSCRIBE / UNSUBSCRIBE waiting for a connection.
@@ -149,15 +155,27 @@ pub(crate) async fn run(
         queue: VecDeque::new(),
         in_flight: HashMap::new(),
         store,
-        unacked_qos2: std::collections::HashSet::new(),
+        ops: Vec::new(),
+        arrived: Vec::new(),
         written: Vec::new(),
         pending_control: VecDeque::new(),
         control: HashMap::new(),
         subscriptions: BTreeMap::new(),
         connections: 0,
     };
-    if let Some(saved) = saved {
+    if let Some(mut saved) = saved {
+        let inbox = std::mem::take(&mut saved.inbox);
         driver.restore(saved);
+        // What the application had not acknowledged comes first, again.
+        for (delivery, publish) in inbox {
+            let message = Message {
+                publish,
+                delivery: Some(delivery),
+                redelivered: true,
+            };
+            driver.handed_over(&message);
+            driver.emit(Event::Message(Box::new(message))).await;
+        }
     }
     let mut attempt = 0u32;
     let stopped = loop {
@@ -180,6 +198,8 @@ pub(crate) async fn run(
             break done;
         }
     };
+    // Acknowledgements taken with the last requests.
+    driver.commit();
     driver.fail_all();
     if let Some(done) = stopped {
         let _ = done.send(());
@@ -227,14 +247,40 @@ impl Driver {
         }
     }
 
-    /// Applies a change to the session store, if there is one. A failed
-    /// write is logged: the message stays in memory and is still delivered
-    /// unless the process dies too.
-    fn record(&self, change: impl FnOnce(&SessionStore) -> Result<(), ClientError>) {
-        if let Some(store) = &self.store {
-            if let Err(e) = change(store) {
-                tracing::error!("{e}");
+    /// Queues a change for the session store, if there is one.
+    fn record(&mut self, op: Op) {
+        if self.store.is_some() {
+            self.ops.push(op);
+        }
+    }
+
+    /// Commits the queued changes in one transaction. `false` if that
+    /// failed: then nothing that depended on them may be sent.
+    fn commit(&mut self) -> bool {
+        let Some(store) = &self.store else {
+            return true;
+        };
+        match store.apply(&self.ops) {
+            Ok(()) => {
+                self.ops.clear();
+                true
             }
+            Err(e) => {
+                tracing::error!("{e}; closing the connection, the broker will resend");
+                // Outgoing changes are rebuilt from memory on the next
+                // connection; incoming messages come again from the broker.
+                self.ops.clear();
+                self.arrived.clear();
+                false
+            }
+        }
+    }
+
+    /// With automatic acknowledgements, a message handed to the
+    /// application leaves the inbox.
+    fn handed_over(&mut self, message: &Message) {
+        if let (Some(delivery), false) = (message.delivery, self.options.manual_acks) {
+            self.record(Op::Delivered(delivery));
         }
     }
 
@@ -253,6 +299,7 @@ impl Driver {
                         if let Err(e) = self.take(command, None) {
                             tracing::debug!("{e}");
                         }
+                        self.commit();
                     }
                 },
             }
@@ -330,6 +377,14 @@ impl Driver {
     async fn drive(&mut self, live: &mut Live) -> Ended {
         loop {
             self.fill(&mut live.conn);
+            // Everything the packets below depend on is on disk first.
+            if !self.commit() {
+                return Ended::Lost;
+            }
+            for message in std::mem::take(&mut self.arrived) {
+                self.handed_over(&message);
+                self.emit(Event::Message(Box::new(message))).await;
+            }
             if let Err(e) = live.flush().await {
                 tracing::debug!("write failed: {e}");
                 return Ended::Lost;
@@ -407,7 +462,7 @@ impl Driver {
             } => {
                 if self.queue.len() >= self.options.max_queued {
                     if let Some(seq) = seq {
-                        self.record(|s| s.done(seq));
+                        self.record(Op::Done(seq));
                     }
                     complete(done, Err(ClientError::QueueFull));
                     return Err(ClientError::QueueFull);
@@ -432,17 +487,19 @@ impl Driver {
                 let control = Control::Unsubscribe { mid, filters, done };
                 self.send_control(control, Properties::default(), conn);
             }
-            Command::Ack { packet_id } => {
-                if let Some(conn) = conn {
-                    if self.unacked_qos2.remove(&packet_id.get()) {
-                        // Stored before PUBREC: a resent copy is a duplicate.
-                        self.record(|s| s.inbound(packet_id.get(), true));
-                    }
+            Command::Ack {
+                packet_id,
+                delivery,
+            } => match (delivery, packet_id, conn) {
+                // The broker was answered when the message was stored.
+                (Some(delivery), _, _) => self.record(Op::Delivered(delivery)),
+                (None, Some(packet_id), Some(conn)) => {
                     // A stale id (the connection it came on is gone) is
                     // harmless: the broker resends that message.
                     let _ = conn.ack(packet_id, ReasonCode::SUCCESS);
                 }
-            }
+                (None, _, _) => {}
+            },
             Command::Disconnect { done, .. } => {
                 if let Some(done) = done {
                     let _ = done.send(());
@@ -515,7 +572,8 @@ impl Driver {
                     // On disk with its identifier before the PUBLISH is
                     // written: a restart resends it as the same message.
                     if let Some((seq, message)) = &copy {
-                        self.record(|s| s.put(*seq, Stage::Sent(packet_id), message));
+                        let stage = Stage::Sent(packet_id);
+                        self.record(Op::Put(*seq, stage, message.clone()));
                     }
                     let entry = InFlight {
                         mid,
@@ -576,21 +634,33 @@ impl Driver {
                     });
                 }
             }
-            FlowEvent::Message(message) => {
-                let qos2 = message.qos == QoS::ExactlyOnce;
-                match (message.packet_id, self.options.manual_acks) {
-                    (Some(id), false) => {
+            FlowEvent::Message(publish) => {
+                let qos2 = publish.qos == QoS::ExactlyOnce;
+                match (publish.packet_id, &self.store) {
+                    (Some(id), Some(store)) => {
+                        // Into the inbox (with the QoS 2 identifier) in the
+                        // commit before the PUBACK / PUBREC; handed to the
+                        // application after that commit.
+                        let delivery = store.next_delivery();
                         if qos2 {
-                            self.record(|s| s.inbound(id.get(), true));
+                            self.record(Op::Inbound(id.get(), true));
                         }
+                        self.record(Op::Inbox(delivery, Box::new(publish.clone())));
                         let _ = live.conn.ack(id, ReasonCode::SUCCESS);
+                        self.arrived.push(Message {
+                            publish,
+                            delivery: Some(delivery),
+                            redelivered: false,
+                        });
+                        return None;
                     }
-                    (Some(id), true) if qos2 && self.store.is_some() => {
-                        self.unacked_qos2.insert(id.get());
+                    (Some(id), None) if !self.options.manual_acks => {
+                        let _ = live.conn.ack(id, ReasonCode::SUCCESS);
                     }
                     _ => {}
                 }
-                self.emit(Event::Message(Box::new(message))).await;
+                self.emit(Event::Message(Box::new(Message::new(publish))))
+                    .await;
             }
             FlowEvent::Received { packet_id } => {
                 // Past PUBREC: after a restart only PUBREL is resent.
@@ -599,12 +669,13 @@ impl Driver {
                     ..
                 }) = self.in_flight.get(&packet_id.get())
                 {
-                    self.record(|s| s.put(*seq, Stage::Released(packet_id), message));
+                    let op = Op::Put(*seq, Stage::Released(packet_id), message.clone());
+                    self.record(op);
                 }
             }
             FlowEvent::Released { packet_id } => {
                 // Forgotten before PUBCOMP goes out.
-                self.record(|s| s.inbound(packet_id.get(), false));
+                self.record(Op::Inbound(packet_id.get(), false));
             }
             FlowEvent::Delivered {
                 packet_id,
@@ -612,7 +683,7 @@ impl Driver {
             } => {
                 if let Some(entry) = self.in_flight.remove(&packet_id.get()) {
                     if let Some((seq, _)) = entry.stored {
-                        self.record(|s| s.done(seq));
+                        self.record(Op::Done(seq));
                     }
                     complete(entry.done, Ok(reason_code));
                     if entry.mid != 0 {
@@ -639,7 +710,7 @@ impl Driver {
         for id in remaining {
             if let Some(entry) = self.in_flight.remove(&id) {
                 if let Some((seq, _)) = entry.stored {
-                    self.record(|s| s.done(seq));
+                    self.record(Op::Done(seq));
                 }
                 complete(entry.done, Ok(ReasonCode::SUCCESS));
                 let _ = self.events.try_send(Event::Published {
@@ -675,7 +746,8 @@ impl Driver {
                 for (f, code) in filters.iter().zip(&codes) {
                     if !code.is_error() {
                         self.subscriptions.insert(f.filter.clone(), f.options);
-                        self.record(|s| s.subscription(f.filter.as_str(), Some(f.options)));
+                        let op = Op::Subscription(f.filter.as_str().to_owned(), Some(f.options));
+                        self.record(op);
                     }
                 }
                 complete(done, Ok(codes.clone()));
@@ -690,7 +762,7 @@ impl Driver {
             Control::Unsubscribe { mid, filters, done } if !subscribe => {
                 for f in &filters {
                     self.subscriptions.remove(f);
-                    self.record(|s| s.subscription(f.as_str(), None));
+                    self.record(Op::Subscription(f.as_str().to_owned(), None));
                 }
                 complete(done, Ok(codes.clone()));
                 self.emit(Event::Unsubscribed {

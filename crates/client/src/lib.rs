@@ -50,9 +50,9 @@ pub mod options;
 mod store;
 mod transport;
 
-pub use asynchronous::{AsyncClient, ClientError, Event, Events, MessageId, Publication};
+pub use asynchronous::{AsyncClient, ClientError, Event, Events, Message, MessageId, Publication};
 pub use blocking::{
-    publish_single, subscribe_simple, topic_matches_sub, Client, ConnectFlags, Message, MessageInfo,
+    publish_single, subscribe_simple, topic_matches_sub, Client, ConnectFlags, MessageInfo,
 };
 pub use options::{Backoff, Options, OptionsError, TlsOptions, Transport};
 

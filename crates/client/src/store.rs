@@ -6,12 +6,22 @@
 //!   identifier, or past PUBREC (only PUBREL/PUBCOMP left).
 //! - Incoming QoS 2 packet identifiers between PUBREC and PUBREL, so a
 //!   message the broker sends again after a restart is recognised.
+//! - The inbox: incoming QoS 1/2 messages from before their PUBACK /
+//!   PUBREC until the application has acknowledged them, each with a
+//!   delivery number that only grows (kept in `meta`, so it keeps growing
+//!   across restarts and an emptied inbox).
 //! - The subscriptions, to subscribe again to a broker that lost them.
 //!
-//! Every change is its own fsynced transaction, made before the packet it
-//! concerns is written: a PUBLISH goes out only once its identifier is on
-//! disk, so a restarted client resends it with the same identifier and DUP
-//! (the broker then drops a QoS 2 duplicate), never as a new message.
+//! `publish` records an accepted message itself (the caller waits for that
+//! fsync). The connection task gathers every other change an iteration of
+//! its loop makes into one transaction (group commit), committed before it
+//! writes the packets those changes concern: a PUBLISH goes out only once
+//! its identifier is on disk, so a restarted client resends it with the
+//! same identifier and DUP (the broker then drops a QoS 2 duplicate), never
+//! as a new message; a PUBACK or PUBREC goes out only once the message is
+//! in the inbox. Removing a message the application acknowledged is not
+//! fsynced on its own: lost in a crash, it only means that message is
+//! delivered again, marked as redelivered, with the same number.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +41,30 @@ const OUTGOING: TableDefinition<u64, &[u8]> = TableDefinition::new("outgoing");
 const INBOUND: TableDefinition<u16, ()> = TableDefinition::new("inbound_qos2");
 /// Filter → subscription options byte.
 const SUBSCRIPTIONS: TableDefinition<&str, u8> = TableDefinition::new("subscriptions");
+/// Delivery number → an incoming message the application has not
+/// acknowledged (same layout as `outgoing`, state and id unused).
+const INBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("inbox");
+/// Counters: `next_delivery`.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const NEXT_DELIVERY: &str = "next_delivery";
+
+/// One change the connection task makes; a batch of them is one
+/// transaction.
+#[derive(Debug)]
+pub(crate) enum Op {
+    /// Outgoing message `seq` got this far.
+    Put(u64, Stage, Box<Publish>),
+    /// Outgoing message `seq` is complete (or dropped).
+    Done(u64),
+    /// An incoming QoS 2 identifier is recorded / released.
+    Inbound(u16, bool),
+    /// A subscription granted / removed.
+    Subscription(String, Option<SubscriptionOptions>),
+    /// An incoming message enters the inbox with its delivery number.
+    Inbox(u64, Box<Publish>),
+    /// The application acknowledged delivery `seq`.
+    Delivered(u64),
+}
 
 /// How far an outgoing message got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +84,8 @@ pub(crate) struct Saved {
     pub outgoing: Vec<(u64, Stage, Publish)>,
     pub inbound_qos2: Vec<u16>,
     pub subscriptions: Vec<(String, SubscriptionOptions)>,
+    /// Messages the application had not acknowledged, by delivery number.
+    pub inbox: Vec<(u64, Publish)>,
 }
 
 /// A client's session on disk. Shared by the handles (which record what
@@ -58,6 +94,7 @@ pub(crate) struct Saved {
 pub(crate) struct SessionStore {
     db: Database,
     next: AtomicU64,
+    next_delivery: AtomicU64,
 }
 
 fn failed(e: impl std::fmt::Display) -> ClientError {
@@ -69,11 +106,12 @@ impl SessionStore {
     pub fn open(path: &Path) -> Result<(Arc<SessionStore>, Saved), ClientError> {
         let db = Database::create(path)
             .map_err(|e| ClientError::Store(format!("{}: {e}", path.display())))?;
-        let saved = read(&db).map_err(failed)?;
+        let (saved, next_delivery) = read(&db).map_err(failed)?;
         let next = saved.outgoing.last().map_or(1, |(seq, _, _)| seq + 1);
         let store = SessionStore {
             db,
             next: AtomicU64::new(next),
+            next_delivery: AtomicU64::new(next_delivery),
         };
         Ok((Arc::new(store), saved))
     }
@@ -84,6 +122,25 @@ impl SessionStore {
     ) -> Result<(), ClientError> {
         let txn = self.db.begin_write().map_err(failed)?;
         f(&txn).map_err(failed)?;
+        txn.commit().map_err(failed)
+    }
+
+    /// The number for the next message entering the inbox.
+    pub fn next_delivery(&self) -> u64 {
+        self.next_delivery.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Applies `ops` in one transaction, fsynced unless it only removes
+    /// acknowledged deliveries.
+    pub fn apply(&self, ops: &[Op]) -> Result<(), ClientError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut txn = self.db.begin_write().map_err(failed)?;
+        if ops.iter().all(|op| matches!(op, Op::Delivered(_))) {
+            txn.set_durability(redb::Durability::None).map_err(failed)?;
+        }
+        apply(&txn, ops).map_err(failed)?;
         txn.commit().map_err(failed)
     }
 
@@ -102,43 +159,51 @@ impl SessionStore {
             Ok(())
         })
     }
+}
 
-    /// Message `seq` is complete.
-    pub fn done(&self, seq: u64) -> Result<(), ClientError> {
-        self.write(|txn| {
-            txn.open_table(OUTGOING)?.remove(seq)?;
-            Ok(())
-        })
+fn apply(txn: &redb::WriteTransaction, ops: &[Op]) -> Result<(), redb::Error> {
+    let mut outgoing = txn.open_table(OUTGOING)?;
+    let mut inbound = txn.open_table(INBOUND)?;
+    let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
+    let mut inbox = txn.open_table(INBOX)?;
+    let mut next_delivery = None;
+    for op in ops {
+        match op {
+            Op::Put(seq, stage, message) => {
+                if let Some(record) = encode(*stage, message) {
+                    outgoing.insert(seq, &record[..])?;
+                }
+            }
+            Op::Done(seq) => {
+                outgoing.remove(seq)?;
+            }
+            Op::Inbound(id, true) => {
+                inbound.insert(id, ())?;
+            }
+            Op::Inbound(id, false) => {
+                inbound.remove(id)?;
+            }
+            Op::Subscription(filter, Some(o)) => {
+                subscriptions.insert(filter.as_str(), o.to_byte())?;
+            }
+            Op::Subscription(filter, None) => {
+                subscriptions.remove(filter.as_str())?;
+            }
+            Op::Inbox(seq, message) => {
+                if let Some(record) = encode(Stage::Queued, message) {
+                    inbox.insert(seq, &record[..])?;
+                }
+                next_delivery = next_delivery.max(Some(seq + 1));
+            }
+            Op::Delivered(seq) => {
+                inbox.remove(seq)?;
+            }
+        }
     }
-
-    /// An incoming QoS 2 identifier is recorded (before PUBREC) or
-    /// released (before PUBCOMP).
-    pub fn inbound(&self, packet_id: u16, present: bool) -> Result<(), ClientError> {
-        self.write(|txn| {
-            let mut table = txn.open_table(INBOUND)?;
-            match present {
-                true => table.insert(packet_id, ())?,
-                false => table.remove(packet_id)?,
-            };
-            Ok(())
-        })
+    if let Some(next) = next_delivery {
+        txn.open_table(META)?.insert(NEXT_DELIVERY, next)?;
     }
-
-    /// A subscription was granted (`Some`) or removed (`None`).
-    pub fn subscription(
-        &self,
-        filter: &str,
-        options: Option<SubscriptionOptions>,
-    ) -> Result<(), ClientError> {
-        self.write(|txn| {
-            let mut table = txn.open_table(SUBSCRIPTIONS)?;
-            match options {
-                Some(o) => table.insert(filter, o.to_byte())?,
-                None => table.remove(filter)?,
-            };
-            Ok(())
-        })
-    }
+    Ok(())
 }
 
 fn encode(stage: Stage, message: &Publish) -> Option<Vec<u8>> {
@@ -181,12 +246,15 @@ fn decode_record(bytes: &[u8]) -> Option<(Stage, Publish)> {
     }
 }
 
-fn read(db: &Database) -> Result<Saved, redb::Error> {
+/// What the store holds, and the next delivery number.
+fn read(db: &Database) -> Result<(Saved, u64), redb::Error> {
     // Create the tables on first use, so reading finds them.
     let txn = db.begin_write()?;
     txn.open_table(OUTGOING)?;
     txn.open_table(INBOUND)?;
     txn.open_table(SUBSCRIPTIONS)?;
+    txn.open_table(INBOX)?;
+    txn.open_table(META)?;
     txn.commit()?;
     let txn = db.begin_read()?;
     let mut saved = Saved::default();
@@ -205,7 +273,15 @@ fn read(db: &Database) -> Result<Saved, redb::Error> {
             saved.subscriptions.push((filter.value().to_owned(), o));
         }
     }
-    Ok(saved)
+    for row in txn.open_table(INBOX)?.iter()? {
+        let (seq, value) = row?;
+        if let Some((_, message)) = decode_record(value.value()) {
+            saved.inbox.push((seq.value(), message));
+        }
+    }
+    let stored = txn.open_table(META)?.get(NEXT_DELIVERY)?.map(|v| v.value());
+    let next_delivery = stored.unwrap_or(1);
+    Ok((saved, next_delivery))
 }
 
 /// The flow's outbound entries for the messages that were sent (in order),
@@ -250,19 +326,22 @@ mod tests {
             let a = store.accept(&m).unwrap();
             let b = store.accept(&m).unwrap();
             let c = store.accept(&m).unwrap();
+            let id = |n| PacketId::new(n).unwrap();
             store
-                .put(a, Stage::Released(PacketId::new(1).unwrap()), &m)
+                .apply(&[
+                    Op::Put(a, Stage::Released(id(1)), Box::new(m.clone())),
+                    Op::Put(b, Stage::Sent(id(2)), Box::new(m.clone())),
+                    Op::Done(c),
+                ])
                 .unwrap();
-            store
-                .put(b, Stage::Sent(PacketId::new(2).unwrap()), &m)
-                .unwrap();
-            store.done(c).unwrap();
             store.accept(&m).unwrap();
-            store.inbound(7, true).unwrap();
-            store.inbound(8, true).unwrap();
-            store.inbound(7, false).unwrap();
             store
-                .subscription("x/#", Some(SubscriptionOptions::default()))
+                .apply(&[
+                    Op::Inbound(7, true),
+                    Op::Inbound(8, true),
+                    Op::Inbound(7, false),
+                    Op::Subscription("x/#".into(), Some(SubscriptionOptions::default())),
+                ])
                 .unwrap();
         }
         let (store, saved) = SessionStore::open(&path).unwrap();
@@ -286,5 +365,37 @@ mod tests {
             "sequence continues"
         );
         assert_eq!(outbound(&saved.outgoing).len(), 2);
+    }
+
+    #[test]
+    fn the_inbox_keeps_unacknowledged_messages_and_numbers_keep_growing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("session");
+        let mut m = Publish::new(TopicName::try_from("in/box").unwrap(), &b"x"[..]);
+        m.qos = QoS::AtLeastOnce;
+        {
+            let (store, saved) = SessionStore::open(&path).unwrap();
+            assert!(saved.inbox.is_empty());
+            let (a, b) = (store.next_delivery(), store.next_delivery());
+            assert_eq!((a, b), (1, 2));
+            let ops = [
+                Op::Inbox(a, Box::new(m.clone())),
+                Op::Inbox(b, Box::new(m.clone())),
+                Op::Inbound(9, true),
+            ];
+            store.apply(&ops).unwrap();
+            store.apply(&[Op::Delivered(a)]).unwrap();
+        }
+        let (store, saved) = SessionStore::open(&path).unwrap();
+        assert_eq!(saved.inbox.len(), 1);
+        assert_eq!(saved.inbox[0].0, 2);
+        assert_eq!(saved.inbox[0].1, m);
+        assert_eq!(saved.inbound_qos2, [9]);
+        store.apply(&[Op::Delivered(2)]).unwrap();
+        drop(store);
+        // Emptied, the inbox still numbers on from where it was.
+        let (store, saved) = SessionStore::open(&path).unwrap();
+        assert!(saved.inbox.is_empty());
+        assert_eq!(store.next_delivery(), 3);
     }
 }

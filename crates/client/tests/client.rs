@@ -325,7 +325,7 @@ async fn qos2_and_v5_against_mosquitto() {
     for n in 0..20 {
         let m = message(&mut events).await;
         assert_eq!(
-            (m.qos, m.payload),
+            (m.qos, m.payload.clone()),
             (QoS::ExactlyOnce, format!("{n}").into())
         );
     }
