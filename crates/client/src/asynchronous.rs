@@ -108,6 +108,9 @@ pub enum Event {
         /// One per filter (v5; empty in 3.x).
         reason_codes: Vec<ReasonCode>,
     },
+    /// A packet sent ("Sending …") or received ("Received …"), with
+    /// `Options::log_packets`.
+    Log(String),
     /// The connection ended.
     Disconnected {
         /// The broker's DISCONNECT reason (v5), or the client's own
@@ -229,8 +232,10 @@ pub struct AsyncClient {
     commands: mpsc::UnboundedSender<Command>,
     next_mid: Arc<AtomicU64>,
     /// With `Options::session_store`: QoS 1/2 messages are recorded here
-    /// before `publish` accepts them.
-    store: Option<Arc<SessionStore>>,
+    /// before `publish` accepts them. The connection task owns the store:
+    /// once it stops, the file is closed (another client may open it) and
+    /// publishing fails.
+    store: Option<std::sync::Weak<SessionStore>>,
 }
 
 /// Events the connection may hold for an application that is slow to read
@@ -270,11 +275,12 @@ impl AsyncClient {
             }
         };
         let tls = tls.ok().flatten();
-        tokio::spawn(driver::run(options, tls, rx, events, store.clone(), saved));
+        let weak = store.as_ref().map(Arc::downgrade);
+        tokio::spawn(driver::run(options, tls, rx, events, store, saved));
         let client = AsyncClient {
             commands,
             next_mid: Arc::new(AtomicU64::new(1)),
-            store,
+            store: weak,
         };
         (client, Events(events_rx))
     }
@@ -327,7 +333,10 @@ impl AsyncClient {
         let mid = self.mid();
         let (done, rx) = oneshot::channel();
         let seq = match (&self.store, message.qos) {
-            (Some(store), QoS::AtLeastOnce | QoS::ExactlyOnce) => Some(store.accept(&message)?),
+            (Some(store), QoS::AtLeastOnce | QoS::ExactlyOnce) => {
+                let store = store.upgrade().ok_or(ClientError::Disconnected)?;
+                Some(store.accept(&message)?)
+            }
             _ => None,
         };
         self.send(Command::Publish {

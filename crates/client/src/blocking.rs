@@ -60,7 +60,7 @@ struct Shared {
     events: Mutex<Option<Events>>,
     /// A first event taken by `connect` (which waits for CONNACK), for the
     /// loop to hand to `on_connect`.
-    replay: Mutex<Option<Event>>,
+    replay: Mutex<Vec<Event>>,
     callbacks: RwLock<Callbacks>,
     looping: Mutex<Option<JoinHandle<()>>>,
     stop_loop: std::sync::atomic::AtomicBool,
@@ -81,10 +81,14 @@ impl Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         // Dropping a runtime blocks until its tasks end, which tokio
-        // forbids inside async code; this way a blocking client may be
-        // dropped anywhere.
+        // forbids inside async code: there the runtime goes in the
+        // background. Elsewhere the connection task gets a moment to stop,
+        // so the session store's file is closed when the client is gone.
         if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+            match tokio::runtime::Handle::try_current() {
+                Ok(_) => runtime.shutdown_background(),
+                Err(_) => runtime.shutdown_timeout(Duration::from_secs(1)),
+            }
         }
     }
 }
@@ -169,7 +173,7 @@ impl Client {
                 options: Mutex::new(options),
                 client: Mutex::new(None),
                 events: Mutex::new(None),
-                replay: Mutex::new(None),
+                replay: Mutex::new(Vec::new()),
                 callbacks: RwLock::new(Callbacks::default()),
                 looping: Mutex::new(None),
                 stop_loop: std::sync::atomic::AtomicBool::new(false),
@@ -326,7 +330,10 @@ impl Client {
         self.callbacks().on_unsubscribe = Some(Arc::new(f));
     }
 
-    /// `on_log(client, text)`.
+    /// `on_log(client, text)`: each packet sent and received ("Sending
+    /// PUBLISH (d0, q1, r0, m3), 'a/b', ... (5 bytes)", "Received PUBACK
+    /// (Mid: 3, Success)") and failed connection attempts. Set it before
+    /// `connect`.
     pub fn on_log(&self, f: impl Fn(&Client, &str) + Send + Sync + 'static) {
         self.callbacks().on_log = Some(Arc::new(f));
     }
@@ -360,11 +367,22 @@ impl Client {
     /// runs. Afterwards the client reconnects by itself.
     pub fn connect(&self, host: &str, port: u16, keep_alive: u64) -> Result<(), ClientError> {
         let mut events = self.start(host, port, keep_alive);
-        let first = self.shared.rt().block_on(events.recv());
-        let result = match &first {
-            Some(Event::Connected { .. }) => Ok(()),
-            Some(Event::ConnectFailed(e)) => Err(e.clone()),
-            _ => Err(ClientError::Disconnected),
+        // Packet log lines, and messages a session store delivers again,
+        // may come before the answer: the loop hands them over in order.
+        let mut before = Vec::new();
+        let result = loop {
+            let event = self.shared.rt().block_on(events.recv());
+            let result = match &event {
+                Some(Event::Connected { .. }) => Ok(()),
+                Some(Event::ConnectFailed(e)) => Err(e.clone()),
+                Some(_) => {
+                    before.extend(event);
+                    continue;
+                }
+                None => Err(ClientError::Disconnected),
+            };
+            before.extend(event);
+            break result;
         };
         if result.is_err() {
             // paho raises and stays disconnected: stop the retries.
@@ -372,7 +390,7 @@ impl Client {
                 let _ = client.start_disconnect();
             }
         } else {
-            *lock(&self.shared.replay) = first;
+            *lock(&self.shared.replay) = before;
         }
         *lock(&self.shared.events) = Some(events);
         result
@@ -390,6 +408,12 @@ impl Client {
         options.host = host.to_owned();
         options.port = port;
         options.keep_alive = Duration::from_secs(keep_alive);
+        // paho's on_log hears every packet; without one, none is described.
+        options.log_packets |= self
+            .shared
+            .callbacks
+            .read()
+            .is_ok_and(|c| c.on_log.is_some());
         let after_callback = options.session_store.is_some() && !options.manual_acks;
         options.manual_acks |= after_callback;
         self.shared
@@ -528,8 +552,9 @@ impl Client {
     /// Runs the callbacks on this thread until the client is disconnected
     /// (paho's `loop_forever`).
     pub fn loop_forever(&self) {
-        if let Some(first) = lock(&self.shared.replay).take() {
-            self.dispatch(first);
+        let replay = std::mem::take(&mut *lock(&self.shared.replay));
+        for event in replay {
+            self.dispatch(event);
         }
         loop {
             if self
@@ -626,6 +651,12 @@ impl Client {
                 if let Some(f) = callbacks.on_unsubscribe.clone() {
                     drop(callbacks);
                     f(self, mid, &reason_codes);
+                }
+            }
+            Event::Log(line) => {
+                if let Some(f) = callbacks.on_log.clone() {
+                    drop(callbacks);
+                    f(self, &line);
                 }
             }
             Event::Disconnected { reason_code, .. } => {

@@ -198,9 +198,17 @@ pub(crate) async fn run(
             break done;
         }
     };
-    // Acknowledgements taken with the last requests.
+    // Acknowledgements taken with the last requests, and those committed
+    // without an fsync: a client that stopped cleanly redelivers nothing.
     driver.commit();
+    if let Some(store) = &driver.store {
+        if let Err(e) = store.sync() {
+            tracing::error!("{e}");
+        }
+    }
     driver.fail_all();
+    // The store's file is closed before `disconnect` returns.
+    drop(driver);
     if let Some(done) = stopped {
         let _ = done.send(());
     }
@@ -354,6 +362,7 @@ impl Driver {
             read: BytesMut::with_capacity(4096),
             write: BytesMut::new(),
             lost_reason: None,
+            log: self.options.log_packets.then(Vec::new),
         };
         let ended = self.drive(&mut live).await;
         self.session = live.conn.into_session();
@@ -385,7 +394,9 @@ impl Driver {
                 self.handed_over(&message);
                 self.emit(Event::Message(Box::new(message))).await;
             }
-            if let Err(e) = live.flush().await {
+            let flushed = live.flush().await;
+            self.emit_logs(live).await;
+            if let Err(e) = flushed {
                 tracing::debug!("write failed: {e}");
                 return Ended::Lost;
             }
@@ -407,12 +418,15 @@ impl Driver {
             tokio::select! {
                 read = live.stream.read_buf(&mut live.read) => match read {
                     Ok(0) | Err(_) => return Ended::Lost,
-                    Ok(_) => live.on_bytes(self.options.protocol),
+                    Ok(_) => {
+                        live.on_bytes();
+                        self.emit_logs(live).await;
+                    }
                 },
                 command = self.commands.recv() => match command {
-                    None => return live.stop(ReasonCode::SUCCESS, None).await,
+                    None => return self.stop(live, ReasonCode::SUCCESS, None).await,
                     Some(Command::Disconnect { reason_code, done }) => {
-                        return live.stop(reason_code, done).await;
+                        return self.stop(live, reason_code, done).await;
                     }
                     Some(command) => {
                         if let Err(e) = self.take(command, Some(&mut live.conn)) {
@@ -424,7 +438,7 @@ impl Driver {
                             match self.commands.try_recv() {
                                 Ok(Command::Disconnect { reason_code, done }) => {
                                     self.fill(&mut live.conn);
-                                    return live.stop(reason_code, done).await;
+                                    return self.stop(live, reason_code, done).await;
                                 }
                                 Ok(command) => {
                                     if let Err(e) = self.take(command, Some(&mut live.conn)) {
@@ -775,6 +789,30 @@ impl Driver {
         }
     }
 
+    /// Ends the connection with DISCONNECT, on the application's request.
+    async fn stop(
+        &mut self,
+        live: &mut Live,
+        reason_code: ReasonCode,
+        done: Option<oneshot::Sender<()>>,
+    ) -> Ended {
+        // What the requests taken with it changed is stored first.
+        self.commit();
+        let ended = live.stop(reason_code, done).await;
+        self.emit_logs(live).await;
+        ended
+    }
+
+    /// Hands the packet log lines gathered so far to the application.
+    async fn emit_logs(&self, live: &mut Live) {
+        let Some(lines) = live.log.as_mut() else {
+            return;
+        };
+        for line in std::mem::take(lines) {
+            self.emit(Event::Log(line)).await;
+        }
+    }
+
     async fn emit(&self, event: Event) {
         // An application that dropped its events does not stop the client.
         let _ = self.events.send(event).await;
@@ -806,16 +844,20 @@ struct Live {
     write: BytesMut,
     /// The broker's DISCONNECT reason, if it sent one.
     lost_reason: Option<ReasonCode>,
+    /// With `Options::log_packets`: lines not yet handed over.
+    log: Option<Vec<String>>,
 }
 
 impl Live {
-    fn on_bytes(&mut self, protocol: pigeon_proto::Protocol) {
-        let _ = protocol;
+    fn on_bytes(&mut self) {
         let now = Instant::now();
         loop {
             let max = self.conn.max_incoming_packet_size();
             match decode(&mut self.read, self.conn.protocol(), max) {
                 Ok(Some(packet)) => {
+                    if let Some(log) = &mut self.log {
+                        log.push(format!("Received {}", describe(&packet)));
+                    }
                     if let Err(e) = self.conn.handle_packet(now, packet) {
                         tracing::debug!("closing: {e}");
                         return;
@@ -835,6 +877,9 @@ impl Live {
     async fn flush(&mut self) -> std::io::Result<()> {
         let protocol = self.conn.protocol();
         while let Some(packet) = self.conn.poll_transmit(Instant::now()) {
+            if let Some(log) = &mut self.log {
+                log.push(format!("Sending {}", describe(&packet)));
+            }
             if let Err(e) = packet.encode(protocol, &mut self.write) {
                 tracing::debug!("cannot encode {:?}: {e}", packet.packet_type());
             }
@@ -864,6 +909,69 @@ fn fail_control(control: Control, error: ClientError) {
         Control::Subscribe { done, .. } | Control::Unsubscribe { done, .. } => {
             complete(done, Err(error))
         }
+    }
+}
+
+/// A packet in paho's `on_log` words.
+fn describe(packet: &Packet) -> String {
+    let flag = |b: bool| u8::from(b);
+    let mid = |id: Option<PacketId>| id.map_or(0, PacketId::get);
+    match packet {
+        Packet::Connect(c) => format!(
+            "CONNECT ({:?}, c{}, k{}, u{}, p{}) client_id={:?}",
+            c.protocol,
+            flag(c.clean_start),
+            c.keep_alive,
+            flag(c.username.is_some()),
+            flag(c.password.is_some()),
+            c.client_id.as_str()
+        ),
+        Packet::ConnAck(a) => format!(
+            "CONNACK (session present {}, {})",
+            flag(a.session_present),
+            a.reason_code
+        ),
+        Packet::Publish(p) => format!(
+            "PUBLISH (d{}, q{}, r{}, m{}), '{}', ... ({} bytes)",
+            flag(p.dup),
+            p.qos as u8,
+            flag(p.retain),
+            mid(p.packet_id),
+            p.topic.as_str(),
+            p.payload.len()
+        ),
+        Packet::PubAck(a) => format!("PUBACK (Mid: {}, {})", a.packet_id.get(), a.reason_code),
+        Packet::PubRec(a) => format!("PUBREC (Mid: {}, {})", a.packet_id.get(), a.reason_code),
+        Packet::PubRel(a) => format!("PUBREL (Mid: {})", a.packet_id.get()),
+        Packet::PubComp(a) => format!("PUBCOMP (Mid: {})", a.packet_id.get()),
+        Packet::Subscribe(s) => {
+            let filters: Vec<String> = s
+                .filters
+                .iter()
+                .map(|f| format!("'{}' q{}", f.filter.as_str(), f.options.qos as u8))
+                .collect();
+            format!(
+                "SUBSCRIBE (Mid: {}) [{}]",
+                s.packet_id.get(),
+                filters.join(", ")
+            )
+        }
+        Packet::SubAck(a) | Packet::UnsubAck(a) => {
+            let name = match packet {
+                Packet::SubAck(_) => "SUBACK",
+                _ => "UNSUBACK",
+            };
+            let codes: Vec<String> = a.reason_codes.iter().map(|c| c.to_string()).collect();
+            format!("{name} (Mid: {}) [{}]", a.packet_id.get(), codes.join(", "))
+        }
+        Packet::Unsubscribe(u) => {
+            let filters: Vec<&str> = u.filters.iter().map(MqttStr::as_str).collect();
+            format!("UNSUBSCRIBE (Mid: {}) {filters:?}", u.packet_id.get())
+        }
+        Packet::PingReq => "PINGREQ".to_owned(),
+        Packet::PingResp => "PINGRESP".to_owned(),
+        Packet::Disconnect(d) => format!("DISCONNECT ({})", d.reason_code),
+        Packet::Auth(a) => format!("AUTH ({})", a.reason_code),
     }
 }
 

@@ -169,6 +169,10 @@ pub struct Options {
     /// A file keeping the session across restarts of the process (see
     /// [`Options::session_store`]); `None` keeps it in memory.
     pub session_store: Option<std::path::PathBuf>,
+    /// Report every packet sent and received as `Event::Log`, in paho's
+    /// `on_log` words ("Sending PUBLISH (d0, q1, r0, m3), 'a/b', ... (5
+    /// bytes)"). Off by default: it costs a string per packet.
+    pub log_packets: bool,
 }
 
 impl Options {
@@ -197,6 +201,7 @@ impl Options {
             connect_timeout: Duration::from_secs(10),
             connect_properties: Properties::default(),
             session_store: None,
+            log_packets: false,
         }
     }
 

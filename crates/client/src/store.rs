@@ -144,6 +144,11 @@ impl SessionStore {
         txn.commit().map_err(failed)
     }
 
+    /// Makes earlier unsynced commits durable (when the client stops).
+    pub fn sync(&self) -> Result<(), ClientError> {
+        self.write(|_| Ok(()))
+    }
+
     /// Records an accepted QoS 1/2 message; returns its sequence number.
     pub fn accept(&self, message: &Publish) -> Result<u64, ClientError> {
         let seq = self.next.fetch_add(1, Ordering::SeqCst);

@@ -429,3 +429,115 @@ async fn a_blocking_client_may_be_dropped_inside_async_code() {
     client.connect_async(&addr.ip().to_string(), addr.port(), 30);
     drop(client);
 }
+
+#[test]
+fn an_unacknowledged_stored_message_comes_again_after_a_restart() {
+    // With a session store, a message the application did not acknowledge
+    // is kept in the store's inbox and delivered again to the next process
+    // (before it has even connected), marked redelivered, with the same
+    // delivery number; one it acknowledged is not. The broker is not asked
+    // again: it was answered when the message was stored.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let broker = runtime.block_on(broker());
+    let addr = broker.local_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("inbox.session");
+    let stored = |manual| {
+        Options::new(addr.ip().to_string(), addr.port())
+            .client_id("inbox")
+            .protocol(Protocol::V5)
+            .persistent(3600)
+            .manual_acks(manual)
+            .session_store(&store)
+    };
+    let (publisher, _pub_events) = runtime.block_on(async {
+        let (sub, mut events) = AsyncClient::new(stored(true));
+        assert!(!connected(&mut events).await);
+        sub.subscribe("inbox/#", QoS::ExactlyOnce).await.unwrap();
+        let (publisher, mut pub_events) = AsyncClient::new(options(&broker, "p", Protocol::V5));
+        connected(&mut pub_events).await;
+        publisher
+            .publish("inbox/a", QoS::AtLeastOnce, false, "one")
+            .await
+            .unwrap();
+        publisher
+            .publish("inbox/b", QoS::ExactlyOnce, false, "two")
+            .await
+            .unwrap();
+        let one = message(&mut events).await;
+        let two = message(&mut events).await;
+        assert_eq!(
+            (&one.payload[..], one.delivery, one.redelivered),
+            (&b"one"[..], Some(1), false)
+        );
+        assert_eq!((&two.payload[..], two.delivery), (&b"two"[..], Some(2)));
+        sub.ack(&one).unwrap();
+        sub.disconnect().await.unwrap();
+        (publisher, pub_events)
+    });
+
+    // The next process: a blocking client acknowledging automatically
+    // (when on_message returns), logging packets as paho's on_log does.
+    let client = Client::with_options(stored(false));
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (g, l) = (got.clone(), log.clone());
+    client.on_message(move |_, m| {
+        let payload = String::from_utf8_lossy(&m.payload).into_owned();
+        g.lock().unwrap().push((payload, m.delivery, m.redelivered));
+    });
+    client.on_log(move |_, line| l.lock().unwrap().push(line.to_owned()));
+    client
+        .connect(&addr.ip().to_string(), addr.port(), 30)
+        .unwrap();
+    client.loop_start();
+    runtime
+        .block_on(publisher.publish("inbox/c", QoS::AtLeastOnce, false, "three"))
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while got.lock().unwrap().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            got.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        *got.lock().unwrap(),
+        [
+            ("two".to_owned(), Some(2), true),
+            ("three".to_owned(), Some(3), false)
+        ]
+    );
+    client.disconnect().unwrap();
+    client.loop_stop();
+    let log = log.lock().unwrap().clone();
+    for expected in [
+        "Sending CONNECT (V5, c0, k30, u0, p0) client_id=\"inbox\"",
+        "Received CONNACK (session present 1, Success",
+        // The first process answered PUBREC when it stored "two".
+        "Received PUBREL (Mid: ",
+        "Received PUBLISH (d0, q1, r0, m",
+        "Sending PUBACK (Mid: ",
+    ] {
+        assert!(
+            log.iter().any(|line| line.starts_with(expected)),
+            "no {expected:?} in {log:#?}"
+        );
+    }
+    drop(client);
+
+    // A third start finds the inbox empty: every message was acknowledged.
+    runtime.block_on(async {
+        let (again, mut events) = AsyncClient::new(stored(false));
+        assert!(connected(&mut events).await, "the session was kept");
+        let quiet = tokio::time::timeout(Duration::from_millis(300), events.recv()).await;
+        assert!(
+            !matches!(quiet, Ok(Some(Event::Message(_)))),
+            "delivered again: {quiet:?}"
+        );
+        again.disconnect().await.unwrap();
+    });
+    runtime.block_on(broker.shutdown());
+}
