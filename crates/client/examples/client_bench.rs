@@ -5,7 +5,9 @@
 //! ```sh
 //! cargo run --release -p pigeon-client --example client_bench -- 127.0.0.1:1883 0 5
 //! ```
-//! Arguments: broker `host:port`, QoS (0 or 1), seconds.
+//! Arguments: broker `host:port`, QoS (0 or 1), seconds, and `store` to
+//! publish through a session store (a persistent session, each accepted
+//! message on disk before `start_publish` returns).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -21,8 +23,15 @@ async fn main() {
         _ => QoS::AtMostOnce,
     };
     let secs: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let stored = args.next().as_deref() == Some("store");
     let (host, port) = broker.rsplit_once(':').expect("HOST:PORT");
-    let options = Options::new(host, port.parse().expect("port")).client_id("client-bench");
+    let mut options = Options::new(host, port.parse().expect("port")).client_id("client-bench");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    if stored {
+        options = options
+            .persistent(60)
+            .session_store(dir.path().join("bench.session"));
+    }
     let (client, mut events) = AsyncClient::new(options);
     match events.recv().await {
         Some(Event::Connected { .. }) => {}
@@ -74,8 +83,9 @@ async fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     let done = completed.load(std::sync::atomic::Ordering::Relaxed);
     println!(
-        "qos{} completed/s {:.0} (completed {done} of {sent} in {elapsed:.2} s)",
+        "qos{}{} completed/s {:.0} (completed {done} of {sent} in {elapsed:.2} s)",
         qos as u8,
+        if stored { " with a store" } else { "" },
         done as f64 / elapsed
     );
     client.disconnect().await.ok();

@@ -37,9 +37,14 @@
 //!
 //! With `Options::session_store(path)` the session also survives the
 //! process: outgoing QoS 1/2 messages (from the moment `publish` accepts
-//! them), incoming QoS 2 identifiers and subscriptions live in a redb file,
-//! each change fsynced before the packet it concerns is written (see
-//! `store`). Without it they live in memory and survive reconnections.
+//! them), incoming QoS 2 identifiers, subscriptions, and an inbox of
+//! received QoS 1/2 messages the application has not acknowledged yet live
+//! in a redb file (see `store`). The connection task commits each turn's
+//! changes in one transaction before writing the packets that depend on
+//! them: a PUBACK or PUBREC leaves only once the message is in the inbox,
+//! and a message comes again after a crash (marked `redelivered`, with its
+//! delivery number) until the application acknowledges it. Without a
+//! store, the session lives in memory and survives reconnections.
 //!
 //! Not yet: enhanced authentication (v5 AUTH).
 
