@@ -109,7 +109,8 @@ pub enum Event {
         reason_codes: Vec<ReasonCode>,
     },
     /// A packet sent ("Sending …") or received ("Received …"), with
-    /// `Options::log_packets`.
+    /// `Options::log_packets`. A SUBSCRIBE or UNSUBSCRIBE with several
+    /// filters gives a line per filter, joined by newlines.
     Log(String),
     /// The connection ended.
     Disconnected {

@@ -331,8 +331,8 @@ impl Client {
     }
 
     /// `on_log(client, text)`: each packet sent and received ("Sending
-    /// PUBLISH (d0, q1, r0, m3), 'a/b', ... (5 bytes)", "Received PUBACK
-    /// (Mid: 3, Success)") and failed connection attempts. Set it before
+    /// PUBLISH (d0, q1, r0, m3, 'a/b', ... (5 bytes))", "Received PUBACK
+    /// (Mid: 3, RC:0)") and failed connection attempts. Set it before
     /// `connect`.
     pub fn on_log(&self, f: impl Fn(&Client, &str) + Send + Sync + 'static) {
         self.callbacks().on_log = Some(Arc::new(f));

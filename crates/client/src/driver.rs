@@ -856,7 +856,7 @@ impl Live {
             match decode(&mut self.read, self.conn.protocol(), max) {
                 Ok(Some(packet)) => {
                     if let Some(log) = &mut self.log {
-                        log.push(format!("Received {}", describe(&packet)));
+                        log.push(describe(&packet, self.conn.protocol(), false));
                     }
                     if let Err(e) = self.conn.handle_packet(now, packet) {
                         tracing::debug!("closing: {e}");
@@ -878,7 +878,7 @@ impl Live {
         let protocol = self.conn.protocol();
         while let Some(packet) = self.conn.poll_transmit(Instant::now()) {
             if let Some(log) = &mut self.log {
-                log.push(format!("Sending {}", describe(&packet)));
+                log.push(describe(&packet, protocol, true));
             }
             if let Err(e) = packet.encode(protocol, &mut self.write) {
                 tracing::debug!("cannot encode {:?}: {e}", packet.packet_type());
@@ -912,67 +912,89 @@ fn fail_control(control: Control, error: ClientError) {
     }
 }
 
-/// A packet in paho's `on_log` words.
-fn describe(packet: &Packet) -> String {
+/// A packet as libmosquitto logs it (and mosquitto_pub -d prints it):
+/// "sending PUBLISH (d0, q1, r0, m1, 'a/b', ... (5 bytes))", "received
+/// PUBACK (Mid: 1, RC:0)". `sending` picks the direction's wording.
+fn describe(packet: &Packet, protocol: pigeon_proto::Protocol, sending: bool) -> String {
     let flag = |b: bool| u8::from(b);
-    let mid = |id: Option<PacketId>| id.map_or(0, PacketId::get);
-    match packet {
-        Packet::Connect(c) => format!(
-            "CONNECT ({:?}, c{}, k{}, u{}, p{}) client_id={:?}",
-            c.protocol,
-            flag(c.clean_start),
-            c.keep_alive,
-            flag(c.username.is_some()),
-            flag(c.password.is_some()),
-            c.client_id.as_str()
-        ),
-        Packet::ConnAck(a) => format!(
-            "CONNACK (session present {}, {})",
-            flag(a.session_present),
-            a.reason_code
-        ),
+    let direction = if sending { "Sending" } else { "Received" };
+    let body = match packet {
+        Packet::Connect(_) => "CONNECT".to_owned(),
+        Packet::ConnAck(a) => {
+            let code = match protocol.is_v5() {
+                true => a.reason_code.value(),
+                false => pigeon_proto::reason::v3_connack::encode(a.reason_code),
+            };
+            format!("CONNACK ({code})")
+        }
         Packet::Publish(p) => format!(
-            "PUBLISH (d{}, q{}, r{}, m{}), '{}', ... ({} bytes)",
+            "PUBLISH (d{}, q{}, r{}, m{}, '{}', ... ({} bytes))",
             flag(p.dup),
             p.qos as u8,
             flag(p.retain),
-            mid(p.packet_id),
+            p.packet_id.map_or(0, PacketId::get),
             p.topic.as_str(),
             p.payload.len()
         ),
-        Packet::PubAck(a) => format!("PUBACK (Mid: {}, {})", a.packet_id.get(), a.reason_code),
-        Packet::PubRec(a) => format!("PUBREC (Mid: {}, {})", a.packet_id.get(), a.reason_code),
-        Packet::PubRel(a) => format!("PUBREL (Mid: {})", a.packet_id.get()),
-        Packet::PubComp(a) => format!("PUBCOMP (Mid: {})", a.packet_id.get()),
+        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+            let name = match packet {
+                Packet::PubAck(_) => "PUBACK",
+                Packet::PubRec(_) => "PUBREC",
+                Packet::PubRel(_) => "PUBREL",
+                _ => "PUBCOMP",
+            };
+            let id = a.packet_id.get();
+            let code = a.reason_code.value();
+            match (sending, name) {
+                (true, "PUBACK" | "PUBREC") => format!("{name} (m{id}, rc{code})"),
+                (true, _) => format!("{name} (m{id})"),
+                (false, "PUBACK" | "PUBCOMP") => format!("{name} (Mid: {id}, RC:{code})"),
+                (false, _) => format!("{name} (Mid: {id})"),
+            }
+        }
         Packet::Subscribe(s) => {
-            let filters: Vec<String> = s
+            let lines: Vec<String> = s
                 .filters
                 .iter()
-                .map(|f| format!("'{}' q{}", f.filter.as_str(), f.options.qos as u8))
+                .map(|f| {
+                    format!(
+                        "SUBSCRIBE (Mid: {}, Topic: {}, QoS: {}, Options: 0x{:02x})",
+                        s.packet_id.get(),
+                        f.filter.as_str(),
+                        f.options.qos as u8,
+                        f.options.to_byte() & !0x03
+                    )
+                })
                 .collect();
-            format!(
-                "SUBSCRIBE (Mid: {}) [{}]",
-                s.packet_id.get(),
-                filters.join(", ")
-            )
+            // One line per filter, as libmosquitto prints them.
+            return lines
+                .iter()
+                .map(|l| format!("{direction} {l}"))
+                .collect::<Vec<_>>()
+                .join("\n");
         }
-        Packet::SubAck(a) | Packet::UnsubAck(a) => {
-            let name = match packet {
-                Packet::SubAck(_) => "SUBACK",
-                _ => "UNSUBACK",
-            };
-            let codes: Vec<String> = a.reason_codes.iter().map(|c| c.to_string()).collect();
-            format!("{name} (Mid: {}) [{}]", a.packet_id.get(), codes.join(", "))
-        }
+        Packet::SubAck(_) => "SUBACK".to_owned(),
         Packet::Unsubscribe(u) => {
-            let filters: Vec<&str> = u.filters.iter().map(MqttStr::as_str).collect();
-            format!("UNSUBSCRIBE (Mid: {}) {filters:?}", u.packet_id.get())
+            let lines: Vec<String> = u
+                .filters
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{direction} UNSUBSCRIBE (Mid: {}, Topic: {})",
+                        u.packet_id.get(),
+                        f.as_str()
+                    )
+                })
+                .collect();
+            return lines.join("\n");
         }
+        Packet::UnsubAck(_) => "UNSUBACK".to_owned(),
         Packet::PingReq => "PINGREQ".to_owned(),
         Packet::PingResp => "PINGRESP".to_owned(),
-        Packet::Disconnect(d) => format!("DISCONNECT ({})", d.reason_code),
-        Packet::Auth(a) => format!("AUTH ({})", a.reason_code),
-    }
+        Packet::Disconnect(_) => "DISCONNECT".to_owned(),
+        Packet::Auth(a) => format!("AUTH ({})", a.reason_code.value()),
+    };
+    format!("{direction} {body}")
 }
 
 /// A number in [0, 1) for backoff jitter.

@@ -59,7 +59,7 @@ pub use asynchronous::{AsyncClient, ClientError, Event, Events, Message, Message
 pub use blocking::{
     publish_single, subscribe_simple, topic_matches_sub, Client, ConnectFlags, MessageInfo,
 };
-pub use options::{Backoff, Options, OptionsError, TlsOptions, Transport};
+pub use options::{Backoff, Options, OptionsError, TlsOptions, TlsVersion, Transport};
 
 /// The protocol core this client is built on, re-exported for applications.
 pub use pigeon_proto as proto;

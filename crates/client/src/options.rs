@@ -60,12 +60,23 @@ impl Transport {
     }
 }
 
+/// A TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
 /// TLS settings (rustls). The default trusts the system's root
 /// certificates and checks that the broker's certificate is for the host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
     /// A PEM file of CA certificates to trust instead of the system's.
     pub ca_file: Option<PathBuf>,
+    /// A directory of PEM CA certificates to trust (with `ca_file`, both).
+    pub ca_dir: Option<PathBuf>,
     /// A PEM certificate (chain) and its PEM private key, for brokers that
     /// ask for a client certificate.
     pub client_cert: Option<(PathBuf, PathBuf)>,
@@ -77,6 +88,8 @@ pub struct TlsOptions {
     pub server_name: Option<String>,
     /// ALPN protocols to offer, e.g. `x-amzn-mqtt-ca`.
     pub alpn: Vec<String>,
+    /// The TLS versions allowed; empty allows 1.2 and 1.3.
+    pub versions: Vec<TlsVersion>,
 }
 
 /// Reconnection after a lost connection: exponential backoff from `min` to
@@ -169,9 +182,10 @@ pub struct Options {
     /// A file keeping the session across restarts of the process (see
     /// [`Options::session_store`]); `None` keeps it in memory.
     pub session_store: Option<std::path::PathBuf>,
-    /// Report every packet sent and received as `Event::Log`, in paho's
-    /// `on_log` words ("Sending PUBLISH (d0, q1, r0, m3), 'a/b', ... (5
-    /// bytes)"). Off by default: it costs a string per packet.
+    /// Report every packet sent and received as `Event::Log`, in
+    /// libmosquitto's words, which paho's `on_log` also follows ("Sending
+    /// PUBLISH (d0, q1, r0, m3, 'a/b', ... (5 bytes))"). Off by default: it
+    /// costs a string per packet.
     pub log_packets: bool,
 }
 

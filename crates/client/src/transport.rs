@@ -177,30 +177,60 @@ fn ws_request(options: &Options) -> Result<Request, ClientError> {
 pub(crate) fn tls_config(tls: &TlsOptions) -> Result<Arc<ClientConfig>, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
-    match &tls.ca_file {
-        Some(path) => {
-            for cert in read_certs(path)? {
-                roots.add(cert).map_err(|e| file_error(path, e))?;
-            }
-        }
-        None => {
-            // Unreadable system certificates are skipped, as browsers do.
-            for cert in rustls_native_certs::load_native_certs().certs {
+    let files: Vec<std::path::PathBuf> = tls.ca_file.iter().cloned().collect();
+    if let Some(dir) = &tls.ca_dir {
+        let entries = std::fs::read_dir(dir).map_err(|e| file_error(dir, e))?;
+        let mut found: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.is_file())
+            .collect();
+        found.sort();
+        // Other files in the directory (keys, hash links' targets twice)
+        // are skipped; at least one must hold a certificate.
+        let before = roots.len();
+        for path in &found {
+            for cert in read_certs(path).unwrap_or_default() {
                 let _ = roots.add(cert);
             }
-            if roots.is_empty() {
-                return Err(ClientError::Tls(
-                    "no system root certificates found: install ca-certificates or give a CA file"
-                        .into(),
-                ));
-            }
+        }
+        if roots.len() == before {
+            return Err(file_error(dir, "no PEM certificate in the directory"));
+        }
+    }
+    for path in &files {
+        for cert in read_certs(path)? {
+            roots.add(cert).map_err(|e| file_error(path, e))?;
+        }
+    }
+    if files.is_empty() && tls.ca_dir.is_none() {
+        // Unreadable system certificates are skipped, as browsers do.
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        if roots.is_empty() {
+            return Err(ClientError::Tls(
+                "no system root certificates found: install ca-certificates or give a CA file"
+                    .into(),
+            ));
         }
     }
     let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| ClientError::Tls(e.to_string()))?;
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = match tls.versions.is_empty() {
+        true => rustls::DEFAULT_VERSIONS.to_vec(),
+        false => tls
+            .versions
+            .iter()
+            .map(|v| match v {
+                crate::options::TlsVersion::Tls12 => &rustls::version::TLS12,
+                crate::options::TlsVersion::Tls13 => &rustls::version::TLS13,
+            })
+            .collect(),
+    };
     let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&versions)
         .map_err(|e| ClientError::Tls(e.to_string()))?;
     let builder = match tls.insecure {
         true => builder

@@ -1,6 +1,10 @@
-//! The `pigeon` command. `pigeon broker` runs the broker; `pigeon passwd
-//! --scram` writes SCRAM-SHA-256 users; the client tools (`pub`, `sub`,
-//! `rr`, `bench`) are not written yet and say so.
+//! The `pigeon` command. `pigeon broker` runs the broker; `pigeon pub`,
+//! `sub` and `rr` are mosquitto_pub, mosquitto_sub and mosquitto_rr with
+//! the same flags, output and exit codes (`tools`); `pigeon passwd --scram`
+//! writes SCRAM-SHA-256 users; `bench` is not written yet and says so.
+
+mod format;
+mod tools;
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
@@ -23,12 +27,15 @@ struct Cli {
 enum Command {
     /// Run the MQTT broker (MQTT on 127.0.0.1:1883 with no options).
     Broker(BrokerArgs),
-    /// Publish a message (not written yet).
-    Pub,
-    /// Subscribe to topics (not written yet).
-    Sub,
-    /// Request/response (not written yet).
-    Rr,
+    /// Publish a message (mosquitto_pub's flags).
+    #[command(disable_help_flag = true)]
+    Pub(tools::publish::PubArgs),
+    /// Subscribe and print messages (mosquitto_sub's flags).
+    #[command(disable_help_flag = true)]
+    Sub(tools::subscribe::SubArgs),
+    /// Send a request and print the response (mosquitto_rr's flags, MQTT 5).
+    #[command(disable_help_flag = true)]
+    Rr(tools::rr::RrArgs),
     /// Load generator (not written yet).
     Bench,
     /// Add or replace a user in a password file (so far: SCRAM-SHA-256
@@ -79,18 +86,34 @@ struct BrokerArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Bad arguments exit 1, as mosquitto's tools do (clap's own is 2).
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.use_stderr() {
+                true => ExitCode::from(1),
+                false => ExitCode::SUCCESS,
+            };
+        }
+    };
     let result = match cli.command {
         Command::Broker(args) => run_broker(args),
         Command::Passwd(args) => passwd(args),
-        other => {
-            let name = match other {
-                Command::Pub => "pub",
-                Command::Sub => "sub",
-                Command::Rr => "rr",
-                _ => "bench",
-            };
-            eprintln!("pigeon {name}: not implemented yet; use mosquitto_{name} for now");
+        Command::Pub(args) => {
+            QUIET.store(args.common.quiet, std::sync::atomic::Ordering::Relaxed);
+            return run_tool(tools::publish::run(args));
+        }
+        Command::Sub(args) => {
+            QUIET.store(args.common.quiet, std::sync::atomic::Ordering::Relaxed);
+            return run_tool(tools::subscribe::run(args));
+        }
+        Command::Rr(args) => {
+            QUIET.store(args.common.quiet, std::sync::atomic::Ordering::Relaxed);
+            return run_tool(tools::rr::run(args));
+        }
+        Command::Bench => {
+            eprintln!("pigeon bench: not implemented yet");
             return ExitCode::from(2);
         }
     };
@@ -102,6 +125,33 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Runs a client tool; its failure is one stderr line and mosquitto's exit
+/// code.
+fn run_tool(tool: impl std::future::Future<Output = tools::Outcome>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(tool) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if failure.always || !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+                eprintln!("{}", failure.message);
+            }
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// `--quiet` was given (runtime errors are not printed).
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn load_config(args: &BrokerArgs) -> anyhow::Result<Config> {
     let mut config = match &args.config {

@@ -145,7 +145,8 @@ impl fmt::Display for ReasonCode {
 }
 
 /// v3.x CONNACK return codes (MQTT 3.1.1 §3.2.2.3), mapped to v5 codes.
-pub(crate) mod v3_connack {
+/// MQTT 3.x CONNACK return codes and their v5 equivalents.
+pub mod v3_connack {
     use super::ReasonCode;
 
     /// The v3 return code to send for a v5 reason code.
