@@ -3,7 +3,9 @@
 //! the same flags, output and exit codes (`tools`); `pigeon passwd --scram`
 //! writes SCRAM-SHA-256 users; `bench` is not written yet and says so.
 
+mod bench;
 mod format;
+mod passwd;
 mod tools;
 
 use std::io::IsTerminal;
@@ -37,26 +39,10 @@ enum Command {
     #[command(disable_help_flag = true)]
     Rr(tools::rr::RrArgs),
     /// Load generator (not written yet).
-    Bench,
+    Bench(bench::BenchArgs),
     /// Add or replace a user in a password file (so far: SCRAM-SHA-256
     /// users for MQTT 5 enhanced authentication, with --scram).
-    Passwd(PasswdArgs),
-}
-
-#[derive(Args)]
-struct PasswdArgs {
-    /// Write a SCRAM-SHA-256 secret (RFC 5803), for `scram_users_file`.
-    #[arg(long = "scram")]
-    scram: bool,
-    /// Take the password from the command line instead of standard input.
-    #[arg(short = 'b')]
-    batch: bool,
-    /// The file to update (created if missing).
-    file: PathBuf,
-    /// The user name.
-    user: String,
-    /// The password (with -b).
-    password: Option<String>,
+    Passwd(passwd::PasswdArgs),
 }
 
 #[derive(Args)]
@@ -99,7 +85,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Broker(args) => run_broker(args),
-        Command::Passwd(args) => passwd(args),
+        Command::Passwd(args) => passwd::run(args),
         Command::Pub(args) => {
             QUIET.store(args.common.quiet, std::sync::atomic::Ordering::Relaxed);
             return run_tool(tools::publish::run(args));
@@ -112,10 +98,7 @@ fn main() -> ExitCode {
             QUIET.store(args.common.quiet, std::sync::atomic::Ordering::Relaxed);
             return run_tool(tools::rr::run(args));
         }
-        Command::Bench => {
-            eprintln!("pigeon bench: not implemented yet");
-            return ExitCode::from(2);
-        }
+        Command::Bench(args) => return bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -176,53 +159,6 @@ fn load_config(args: &BrokerArgs) -> anyhow::Result<Config> {
     }
     config.validate()?;
     Ok(config)
-}
-
-fn passwd(args: PasswdArgs) -> anyhow::Result<()> {
-    use pigeon_broker::auth::scram::{ScramSecret, DEFAULT_ITERATIONS};
-    if !args.scram {
-        anyhow::bail!(
-            "only SCRAM-SHA-256 users so far: add --scram (pigeon passwd --scram FILE USER)"
-        );
-    }
-    if args.user.is_empty() || args.user.contains([':', '\n']) {
-        anyhow::bail!("the user name must be non-empty and hold no ':' or newline");
-    }
-    let password = match (args.batch, args.password) {
-        (true, Some(p)) => p,
-        (true, None) => anyhow::bail!("-b needs the password after the user name"),
-        (false, Some(_)) => anyhow::bail!("a password on the command line needs -b"),
-        (false, None) => {
-            if std::io::stdin().is_terminal() {
-                eprint!("password for {}: ", args.user);
-            }
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .context("cannot read the password")?;
-            line.trim_end_matches(['\r', '\n']).to_owned()
-        }
-    };
-    if password.is_empty() {
-        anyhow::bail!("empty password refused");
-    }
-    let existing = match std::fs::read_to_string(&args.file) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", args.file.display())),
-    };
-    let prefix = format!("{}:", args.user);
-    let mut lines: Vec<String> = existing
-        .lines()
-        .filter(|l| !l.starts_with(&prefix))
-        .map(str::to_owned)
-        .collect();
-    let secret = ScramSecret::new(&password, DEFAULT_ITERATIONS);
-    lines.push(format!("{prefix}{}", secret.to_rfc5803()));
-    let text = lines.join("\n") + "\n";
-    std::fs::write(&args.file, text)
-        .with_context(|| format!("cannot write {}", args.file.display()))?;
-    Ok(())
 }
 
 fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
