@@ -1,7 +1,8 @@
 //! The `pigeon` command. `pigeon broker` runs the broker; `pigeon pub`,
 //! `sub` and `rr` are mosquitto_pub, mosquitto_sub and mosquitto_rr with
-//! the same flags, output and exit codes (`tools`); `pigeon passwd --scram`
-//! writes SCRAM-SHA-256 users; `bench` is not written yet and says so.
+//! the same flags, output and exit codes (`tools`); `pigeon passwd` is
+//! mosquitto_passwd (argon2id, and SCRAM-SHA-256 users with `--scram`);
+//! `bench` generates load (`bench`).
 
 mod bench;
 mod format;
@@ -38,10 +39,10 @@ enum Command {
     /// Send a request and print the response (mosquitto_rr's flags, MQTT 5).
     #[command(disable_help_flag = true)]
     Rr(tools::rr::RrArgs),
-    /// Load generator (not written yet).
+    /// Load generator: connections, publishers, subscribers, scenarios.
     Bench(bench::BenchArgs),
-    /// Add or replace a user in a password file (so far: SCRAM-SHA-256
-    /// users for MQTT 5 enhanced authentication, with --scram).
+    /// Add, change or delete users in a password file (mosquitto_passwd's
+    /// flags; argon2id by default, reads mosquitto's $6$/$7$ hashes).
     Passwd(passwd::PasswdArgs),
 }
 

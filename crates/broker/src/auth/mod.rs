@@ -15,6 +15,7 @@ use std::fmt::Debug;
 use bytes::Bytes;
 use pigeon_proto::{Protocol, ReasonCode};
 
+pub mod password;
 pub mod scram;
 
 /// Why a client is refused, and where it might go instead.
