@@ -5,51 +5,11 @@
 //! `scripts/bench-generator` and recorded in docs/benchmarks.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-const PIGEON: &str = env!("CARGO_BIN_EXE_pigeon");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A process on a port; its data directory lives as long as it does.
-struct Server(Child, u16, #[allow(dead_code)] tempfile::TempDir);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(args: &[&str]) -> Server {
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    all.extend(["-p".into(), port.to_string()]);
-    if args[0] == "broker" {
-        all.extend(["--durability".into(), "memory".into(), "--data-dir".into()]);
-        all.push(dir.path().display().to_string());
-    }
-    let child = Command::new(PIGEON)
-        .args(&all)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{args:?} did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server(child, port, dir)
-}
+mod common;
+use common::*;
 
 fn bench(port: u16, args: &[&str]) -> Output {
     let port = port.to_string();
@@ -76,7 +36,7 @@ fn n(v: &serde_json::Value, key: &str) -> u64 {
 
 #[test]
 fn scenarios_account_for_every_message_when_the_broker_keeps_up() {
-    let broker = start(&["broker"]);
+    let broker = pigeon_broker();
     for (scenario, qos, clients, copies) in [
         ("pairs", "1", "3", 1),
         ("fanin", "2", "3", 1),
@@ -84,7 +44,7 @@ fn scenarios_account_for_every_message_when_the_broker_keeps_up() {
         ("fanout", "0", "2", 2),
     ] {
         let out = bench(
-            broker.1,
+            broker.port,
             &[
                 "run",
                 "--scenario",
@@ -119,13 +79,13 @@ fn scenarios_account_for_every_message_when_the_broker_keeps_up() {
     }
     // Connections held, with their connect times.
     let r = report(&bench(
-        broker.1,
+        broker.port,
         &["conn", "-c", "40", "--connect-rate", "400", "-d", "0.5"],
     ));
     assert_eq!((n(&r, "connected"), n(&r, "failed")), (40, 0), "{r}");
     assert_eq!(n(&r["latency"], "samples"), 40);
     // A subscriber alone sees what a separate publisher process sends.
-    let port = broker.1.to_string();
+    let port = broker.port.to_string();
     let sub = Command::new(PIGEON)
         .args([
             "bench", "sub", "-p", &port, "-t", "solo/%i", "-c", "1", "-q", "1", "-d", "3", "--json",
@@ -135,7 +95,7 @@ fn scenarios_account_for_every_message_when_the_broker_keeps_up() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(700));
     let r = report(&bench(
-        broker.1,
+        broker.port,
         &["pub", "-t", "solo/%i", "-q", "1", "-n", "250", "-d", "2"],
     ));
     assert_eq!((n(&r, "sent"), n(&r, "completed")), (250, 250), "{r}");
@@ -147,10 +107,10 @@ fn scenarios_account_for_every_message_when_the_broker_keeps_up() {
 
 #[test]
 fn the_generator_alone_against_the_sink() {
-    let sink = start(&["bench", "sink"]);
+    let sink = pigeon_server(&["bench", "sink"]);
     for qos in ["0", "1", "2"] {
         let r = report(&bench(
-            sink.1,
+            sink.port,
             &["pub", "-q", qos, "-c", "2", "-n", "5000", "-d", "5"],
         ));
         assert_eq!(n(&r, "sent"), 10_000, "QoS {qos}: {r}");

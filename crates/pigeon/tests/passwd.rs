@@ -9,50 +9,16 @@
 //! is stopped by its PID.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
 use pigeon_broker::auth::password::PasswordFile;
+
+mod common;
+use common::*;
 use pigeon_broker::auth::scram::ScramSha256;
 
-const PIGEON: &str = env!("CARGO_BIN_EXE_pigeon");
 const MOSQUITTO_PASSWD: &str = "/usr/bin/mosquitto_passwd";
-const LIMIT: Duration = Duration::from_secs(60);
-
-fn have(program: &str) -> bool {
-    let found = Path::new(program).exists();
-    if !found {
-        eprintln!(
-            "skipped: {program} is not installed (apt-get install mosquitto mosquitto-clients)"
-        );
-    }
-    found
-}
-
-/// Runs a program to its end (killed after `LIMIT`), with `stdin`.
-fn run(program: &str, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin).unwrap();
-    drop(input);
-    let deadline = Instant::now() + LIMIT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{program} {args:?} did not finish in {LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
-}
 
 fn passwd(args: &[&str], stdin: &[u8]) -> Output {
     run(PIGEON, &[&["passwd"][..], args].concat(), stdin)
@@ -76,14 +42,6 @@ fn mosquitto_passwd(args: &[&str]) {
     assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
 }
 
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exited")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 fn text(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
 }
@@ -92,67 +50,25 @@ fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-/// Debian's mosquitto on a free loopback port, killed (by PID) on drop.
-struct Mosquitto {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// Debian's mosquitto that admits only the users of a password file.
+struct Mosquitto(Service);
 
 impl Mosquitto {
     /// A broker that admits only the users of `password_file`.
     fn start(password_file: &Path) -> Mosquitto {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let conf = dir.path().join("mosquitto.conf");
         // Started as root, mosquitto drops to user `mosquitto` before it
         // reads the password file, which `pigeon passwd` made 0600 for
         // root; `user root` keeps it as the file's owner, as an
         // administrator's `chown mosquitto FILE` would.
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nuser root\nallow_anonymous false\npassword_file {}\n",
-                password_file.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("/usr/sbin/mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + LIMIT;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto does not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Mosquitto {
-            child,
-            port,
-            _dir: dir,
-        }
+        Mosquitto(mosquitto_broker(&format!(
+            "user root\nallow_anonymous false\npassword_file {}\n",
+            password_file.display()
+        )))
     }
 
     /// mosquitto_pub's exit status publishing as `user` with `password`.
     fn publish_as(&self, user: &str, password: &str) -> i32 {
-        let port = self.port.to_string();
+        let port = self.0.port.to_string();
         let args = [
             "-p", &port, "-t", "t", "-m", "x", "-u", user, "-P", password,
         ];

@@ -631,8 +631,53 @@ fn v3_words(code: u8) -> String {
     .to_owned()
 }
 
+/// Where a message comes from (`pub` and `rr`; `pub` adds `-l`).
+#[derive(Args, Debug, Clone)]
+pub struct Payload {
+    /// Topic to publish to
+    #[arg(short = 't', long = "topic", help_heading = "Message")]
+    pub topic: Option<String>,
+    /// Payload
+    #[arg(short = 'm', long = "message", help_heading = "Message")]
+    pub message: Option<String>,
+    /// Send a whole file as the payload
+    #[arg(short = 'f', long = "file", help_heading = "Message")]
+    pub file: Option<PathBuf>,
+    /// Send all of standard input as one message
+    #[arg(short = 's', long = "stdin-file", help_heading = "Message")]
+    pub stdin_file: bool,
+    /// Send an empty payload (with -r: clears the retained message)
+    #[arg(short = 'n', long = "null-message", help_heading = "Message")]
+    pub null_message: bool,
+}
+
+impl Payload {
+    /// The topic to publish to: `-t`, or the `-L` URL's path.
+    pub fn topic(&self, plan: &Plan) -> Result<TopicName, Failure> {
+        let topic = self
+            .topic
+            .clone()
+            .or_else(|| plan.url_topic.clone())
+            .ok_or_else(|| Failure::usage("Error: A topic must be supplied (-t)."))?;
+        TopicName::try_from(topic.as_str()).map_err(|_| {
+            Failure::usage(format!(
+                "Error: Invalid publish topic '{topic}', does it contain '+' or '#'?"
+            ))
+        })
+    }
+
+    /// The payload `-m`, `-n`, `-f` or `-s` gives; `None` for none of them.
+    pub fn read(&self) -> Result<Option<Bytes>, Failure> {
+        match (&self.message, self.null_message) {
+            (Some(m), _) => Ok(Some(Bytes::from(m.clone()))),
+            (None, true) => Ok(Some(Bytes::new())),
+            _ => read_payload(self.file.as_ref(), self.stdin_file),
+        }
+    }
+}
+
 /// Reads a file or standard input whole.
-pub fn read_payload(file: Option<&PathBuf>, stdin: bool) -> Result<Option<Bytes>, Failure> {
+fn read_payload(file: Option<&PathBuf>, stdin: bool) -> Result<Option<Bytes>, Failure> {
     use std::io::Read;
     if let Some(path) = file {
         let data = std::fs::read(path).map_err(|e| {

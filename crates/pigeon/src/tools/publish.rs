@@ -3,17 +3,15 @@
 //! standard input as it comes and stays connected until its end.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{ArgGroup, Args};
 use pigeon_client::proto::codec::Publish;
-use pigeon_client::proto::topic::TopicName;
 use pigeon_client::{Event, Publication, QoS};
 use tokio::io::AsyncBufReadExt;
 
-use super::{connect, debug_line, parse_qos, read_payload, Common, Failure, Outcome, Tool};
+use super::{connect, debug_line, parse_qos, Common, Failure, Outcome, Payload, Tool};
 
 #[derive(Args, Debug)]
 #[command(group(
@@ -24,24 +22,11 @@ use super::{connect, debug_line, parse_qos, read_payload, Common, Failure, Outco
 pub struct PubArgs {
     #[command(flatten)]
     pub common: Common,
-    /// Topic to publish to
-    #[arg(short = 't', long = "topic", help_heading = "Message")]
-    pub topic: Option<String>,
-    /// Payload
-    #[arg(short = 'm', long = "message", help_heading = "Message")]
-    pub message: Option<String>,
-    /// Send a whole file as the payload
-    #[arg(short = 'f', long = "file", help_heading = "Message")]
-    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub payload: Payload,
     /// Send each line of standard input as a message
     #[arg(short = 'l', long = "stdin-line", help_heading = "Message")]
     pub stdin_line: bool,
-    /// Send all of standard input as one message
-    #[arg(short = 's', long = "stdin-file", help_heading = "Message")]
-    pub stdin_file: bool,
-    /// Send an empty payload (with -r: clears the retained message)
-    #[arg(short = 'n', long = "null-message", help_heading = "Message")]
-    pub null_message: bool,
     /// Retain the message
     #[arg(short = 'r', long = "retain", help_heading = "Message")]
     pub retain: bool,
@@ -62,21 +47,8 @@ pub struct PubArgs {
 pub async fn run(args: PubArgs) -> Outcome {
     let mut plan = args.common.plan(Tool::Pub)?;
     plan.options.max_inflight = args.max_inflight.max(1);
-    let topic = args
-        .topic
-        .clone()
-        .or_else(|| plan.url_topic.clone())
-        .ok_or_else(|| Failure::usage("Error: A topic must be supplied (-t)."))?;
-    let topic = TopicName::try_from(topic.as_str()).map_err(|_| {
-        Failure::usage(format!(
-            "Error: Invalid publish topic '{topic}', does it contain '+' or '#'?"
-        ))
-    })?;
-    let payload = match (&args.message, args.null_message) {
-        (Some(m), _) => Some(Bytes::from(m.clone())),
-        (None, true) => Some(Bytes::new()),
-        _ => read_payload(args.file.as_ref(), args.stdin_file)?,
-    };
+    let topic = args.payload.topic(&plan)?;
+    let payload = args.payload.read()?;
     let delay = match args.repeat_delay {
         Some(d) if !(d.is_finite() && d >= 0.0) => {
             return Err(Failure::usage(

@@ -3,17 +3,15 @@
 //! its v5 Response Topic, prints the first response and exits; `-W` bounds
 //! the wait (exit 27).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::{ArgGroup, Args};
 use pigeon_client::proto::codec::{Publish, SubscriptionOptions};
 use pigeon_client::proto::topic::TopicName;
 use pigeon_client::{Event, QoS};
 
 use super::subscribe::{Output, Printer};
-use super::{connect, debug_line, parse_qos, read_payload, Common, Failure, Outcome, Tool};
+use super::{connect, debug_line, parse_qos, Common, Failure, Outcome, Payload, Tool};
 
 #[derive(Args, Debug)]
 #[command(group(
@@ -24,24 +22,11 @@ use super::{connect, debug_line, parse_qos, read_payload, Common, Failure, Outco
 pub struct RrArgs {
     #[command(flatten)]
     pub common: Common,
-    /// Topic to send the request to
-    #[arg(short = 't', long = "topic", help_heading = "Request")]
-    pub topic: Option<String>,
+    #[command(flatten)]
+    pub payload: Payload,
     /// Response topic: subscribed to, and sent as the request's Response Topic
     #[arg(short = 'e', long = "response-topic", help_heading = "Request")]
     pub response_topic: String,
-    /// Request payload
-    #[arg(short = 'm', long = "message", help_heading = "Request")]
-    pub message: Option<String>,
-    /// Send a whole file as the request
-    #[arg(short = 'f', long = "file", help_heading = "Request")]
-    pub file: Option<PathBuf>,
-    /// Send all of standard input as the request
-    #[arg(short = 's', long = "stdin-file", help_heading = "Request")]
-    pub stdin_file: bool,
-    /// Send an empty request
-    #[arg(short = 'n', long = "null-message", help_heading = "Request")]
-    pub null_message: bool,
     /// QoS of the request and of the response subscription
     #[arg(short = 'q', long = "qos", value_parser = parse_qos, default_value = "0", help_heading = "Request")]
     pub qos: QoS,
@@ -59,27 +44,14 @@ pub async fn run(args: RrArgs) -> Outcome {
             "Error: pigeon rr needs MQTT v5 (the response topic is a v5 property); drop -V.",
         ));
     }
-    let topic = args
-        .topic
-        .clone()
-        .or_else(|| plan.url_topic.clone())
-        .ok_or_else(|| Failure::usage("Error: A topic must be supplied (-t)."))?;
-    let topic = TopicName::try_from(topic.as_str()).map_err(|_| {
-        Failure::usage(format!(
-            "Error: Invalid publish topic '{topic}', does it contain '+' or '#'?"
-        ))
-    })?;
+    let topic = args.payload.topic(&plan)?;
     let response_topic = TopicName::try_from(args.response_topic.as_str()).map_err(|_| {
         Failure::usage(format!(
             "Error: Invalid response topic '{}': it must be a topic name, without wildcards.",
             args.response_topic
         ))
     })?;
-    let payload = match (&args.message, args.null_message) {
-        (Some(m), _) => Bytes::from(m.clone()),
-        (None, true) => Bytes::new(),
-        _ => read_payload(args.file.as_ref(), args.stdin_file)?.unwrap_or_default(),
-    };
+    let payload = args.payload.read()?.unwrap_or_default();
     let mut printer = Printer::new(&args.output)?;
     let deadline = args
         .timeout
