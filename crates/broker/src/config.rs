@@ -37,6 +37,57 @@ pub struct Config {
     /// MQTT features that can be turned off; MQTT 5 clients are told in
     /// CONNACK, and what is off is refused.
     pub features: Features,
+    /// Listeners besides `listen`: MQTT or WebSocket, with or without TLS
+    /// (`[[listeners]]` tables).
+    pub listeners: Vec<ListenerConfig>,
+}
+
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerProtocol {
+    /// MQTT over TCP (or TLS).
+    #[default]
+    Mqtt,
+    /// MQTT over WebSocket (or WSS), at `path`, subprotocol `mqtt`.
+    Websocket,
+}
+
+/// One `[[listeners]]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Address and port, e.g. "0.0.0.0:8883".
+    pub address: SocketAddr,
+    /// `mqtt` (the default) or `websocket`.
+    #[serde(default)]
+    pub protocol: ListenerProtocol,
+    /// The WebSocket request path.
+    #[serde(default = "mqtt_path")]
+    pub path: String,
+    /// PEM certificate chain: TLS on this listener (with `keyfile`).
+    #[serde(default)]
+    pub certfile: Option<PathBuf>,
+    /// PEM private key for `certfile`.
+    #[serde(default)]
+    pub keyfile: Option<PathBuf>,
+    /// PEM CA certificates that client certificates must chain to.
+    #[serde(default)]
+    pub cafile: Option<PathBuf>,
+    /// Refuse clients without a certificate from `cafile`.
+    #[serde(default)]
+    pub require_certificate: bool,
+}
+
+fn mqtt_path() -> String {
+    "/mqtt".into()
+}
+
+impl ListenerConfig {
+    /// Whether the listener speaks TLS.
+    pub fn tls(&self) -> bool {
+        self.certfile.is_some()
+    }
 }
 
 /// MQTT features the broker offers. Each is announced to MQTT 5 clients in
@@ -156,6 +207,7 @@ impl Default for Config {
             queue_qos0: false,
             limits: Limits::default(),
             features: Features::default(),
+            listeners: Vec::new(),
         }
     }
 }
@@ -227,6 +279,35 @@ impl Config {
         check("limits.max_topic_levels", l.max_topic_levels, 1, 65_535)?;
         check("limits.max_client_id_len", l.max_client_id_len, 1, 65_535)?;
         check("limits.max_keep_alive", l.max_keep_alive, 1, u16::MAX)?;
+        for (i, listener) in self.listeners.iter().enumerate() {
+            let key = |name: &str| format!("listeners[{i}].{name}");
+            let bad = |name: &str, value: &str, allowed: &str| ConfigError::Value {
+                key: key(name),
+                value: value.into(),
+                allowed: allowed.into(),
+            };
+            if listener.certfile.is_some() != listener.keyfile.is_some() {
+                return Err(bad(
+                    "keyfile",
+                    &format!("{:?}", listener.keyfile),
+                    "TLS needs both certfile and keyfile (PEM files)",
+                ));
+            }
+            if listener.require_certificate && (listener.cafile.is_none() || !listener.tls()) {
+                return Err(bad(
+                    "require_certificate",
+                    "true",
+                    "needs TLS (certfile, keyfile) and a cafile to check client certificates against",
+                ));
+            }
+            if !listener.path.starts_with('/') {
+                return Err(bad(
+                    "path",
+                    &listener.path,
+                    "must start with '/', e.g. \"/mqtt\"",
+                ));
+            }
+        }
         Ok(())
     }
 

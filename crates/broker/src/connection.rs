@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::transport::Stream;
 use bytes::{Buf, Bytes, BytesMut};
 use pigeon_proto::codec::{ConnAck, Connect, Publish, SubAck, Subscribe, Unsubscribe, Will};
 use pigeon_proto::error::Misuse;
@@ -21,8 +22,6 @@ use pigeon_proto::flow::{self, Event};
 use pigeon_proto::properties::{LazyProperties, Properties};
 use pigeon_proto::topic::{Subscription as Filter, TopicFilter};
 use pigeon_proto::{decode, Error, Packet, PacketId, Protocol, QoS, ReasonCode};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 
 use crate::auth::{AuthExchange, AuthStep, Credentials, Refusal};
@@ -46,10 +45,12 @@ fn now() -> Instant {
 /// not a second copy of the arguments.
 pub(crate) fn serve(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: Stream,
     shutdown: broadcast::Receiver<()>,
 ) -> impl std::future::Future<Output = ()> + Send {
-    let _ = stream.set_nodelay(true);
+    if let Stream::Tcp(tcp) = &stream {
+        let _ = tcp.set_nodelay(true);
+    }
     let mut conn = Conn::new(shared, stream);
     async move {
         let served = match conn.handshake(shutdown).await {
@@ -101,7 +102,7 @@ struct Held {
 
 struct Conn {
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: Stream,
     flow: flow::Connection,
     read_buf: BytesMut,
     read_chunk: usize,
@@ -132,7 +133,7 @@ struct Conn {
 // connected client hears it through its session, as a take-over), readiness
 // polled without a waiter of its own, and buffers given back when idle.
 impl Conn {
-    fn new(shared: Arc<Shared>, stream: TcpStream) -> Conn {
+    fn new(shared: Arc<Shared>, stream: Stream) -> Conn {
         let config = flow::Config {
             max_inflight: shared.config.limits.max_inflight,
             max_outbound_aliases: match shared.config.features.outbound_topic_aliases {
@@ -168,7 +169,7 @@ impl Conn {
             self.write_out().await?;
             let deadline = self.flow.poll_timeout();
             tokio::select! {
-                ready = readable(&self.stream) => {
+                ready = readable(&mut self.stream) => {
                     ready?;
                     self.on_readable().await?;
                 }
@@ -207,7 +208,7 @@ impl Conn {
             let session = held.session.clone();
             let deadline = self.flow.poll_timeout();
             tokio::select! {
-                ready = readable(&self.stream) => {
+                ready = readable(&mut self.stream) => {
                     ready?;
                     self.on_readable().await?;
                 }
@@ -1246,7 +1247,7 @@ const FILL_BATCH: usize = 64;
 const SHARED_PAYLOAD_MIN: usize = 1024;
 
 /// Writes every chunk, as few `writev` calls as the socket allows.
-async fn write_all_vectored(stream: &mut TcpStream, mut chunks: VecDeque<Bytes>) -> io::Result<()> {
+async fn write_all_vectored(stream: &mut Stream, mut chunks: VecDeque<Bytes>) -> io::Result<()> {
     while !chunks.is_empty() {
         let slices: Vec<IoSlice<'_>> = chunks.iter().take(64).map(|c| IoSlice::new(c)).collect();
         let mut written = stream.write_vectored(&slices).await?;
@@ -1272,7 +1273,7 @@ async fn write_all_vectored(stream: &mut TcpStream, mut chunks: VecDeque<Bytes>)
 /// Waits until the socket may have input. Polled directly rather than
 /// through `TcpStream::readable`, whose future holds a waiter of its own in
 /// every idle connection's task.
-fn readable(stream: &TcpStream) -> impl std::future::Future<Output = io::Result<()>> + '_ {
+fn readable(stream: &mut Stream) -> impl std::future::Future<Output = io::Result<()>> + '_ {
     std::future::poll_fn(move |cx| stream.poll_read_ready(cx))
 }
 

@@ -7,8 +7,13 @@
 //! ## The parts
 //!
 //! - [`config`]: the TOML configuration with safe defaults.
-//! - `server`: the accept loop (connection cap), housekeeping (session
+//! - `server`: the accept loops (connection cap), housekeeping (session
 //!   expiry, `$SYS`), shutdown.
+//! - `listeners`: the `[[listeners]]` of the configuration: TLS (rustls,
+//!   client certificates), WebSocket and WSS handshakes, run in the
+//!   connection's task before MQTT starts.
+//! - `transport`: the stream a connection reads: plain TCP with readiness
+//!   reads (no buffer while idle), or a boxed TLS / WebSocket stream.
 //! - `connection`: one task per client, a thin driver around
 //!   [`pigeon_proto::flow::Connection`]: bytes in, events handled, queued
 //!   messages moved into the flow's inflight window, one write per wake-up.
@@ -55,11 +60,13 @@ pub mod auth;
 mod broker;
 pub mod config;
 mod connection;
+mod listeners;
 pub mod router;
 mod server;
 pub mod session;
 pub mod store;
 mod sys;
+mod transport;
 
 pub use config::{Config, ConfigError, Durability};
 pub use server::{open_store, Broker};

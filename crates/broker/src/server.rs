@@ -18,12 +18,15 @@ use crate::broker::Shared;
 use crate::config::Config;
 use crate::config::Durability;
 use crate::store::{DurableStore, MemoryStore, Mode, OpenError, Store};
-use crate::{connection, sys};
+use crate::transport::Stream;
+use crate::{connection, listeners, sys};
 
 /// A running broker.
 #[derive(Debug)]
 pub struct Broker {
     local_addr: SocketAddr,
+    /// Where each of `config.listeners` listens, in order.
+    listener_addrs: Vec<SocketAddr>,
     shutdown: broadcast::Sender<()>,
     tasks: JoinSet<()>,
     shared: Arc<Shared>,
@@ -46,6 +49,14 @@ impl Broker {
         auth: Box<dyn Authenticator>,
     ) -> io::Result<Broker> {
         let listen = config.listen;
+        // Certificates are read before anything starts: a bad file is one
+        // error naming it.
+        let wraps = config
+            .listeners
+            .iter()
+            .map(listeners::wrap)
+            .collect::<io::Result<Vec<_>>>()?;
+        let extra: Vec<SocketAddr> = config.listeners.iter().map(|l| l.address).collect();
         let shared = Arc::new(Shared::new(config, store, auth));
         // Sessions first: a client that connects finds its session.
         shared.restore(shared.store().take_recovered());
@@ -53,10 +64,26 @@ impl Broker {
         let local_addr = listener.local_addr()?;
         let (shutdown, _) = broadcast::channel(1);
         let mut tasks = JoinSet::new();
-        tasks.spawn(accept_loop(listener, shared.clone(), shutdown.clone()));
+        let mut listener_addrs = Vec::new();
+        for (address, wrap) in extra.into_iter().zip(wraps) {
+            let bound = TcpListener::bind(address).await.map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot listen on {address}: {e}"))
+            })?;
+            let at = bound.local_addr()?;
+            tracing::info!("{} on {at}", wrap.describe());
+            listener_addrs.push(at);
+            tasks.spawn(accept_loop(bound, wrap, shared.clone(), shutdown.clone()));
+        }
+        tasks.spawn(accept_loop(
+            listener,
+            listeners::Wrap::Plain,
+            shared.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(housekeeping(shared.clone(), shutdown.subscribe()));
         Ok(Broker {
             local_addr,
+            listener_addrs,
             shutdown,
             tasks,
             shared,
@@ -66,6 +93,12 @@ impl Broker {
     /// Where MQTT over TCP listens (useful after binding port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where each `[[listeners]]` entry listens, in the configuration's
+    /// order.
+    pub fn listener_addrs(&self) -> &[SocketAddr] {
+        &self.listener_addrs
     }
 
     /// The durability mode and where the data is, for the start-up line.
@@ -113,7 +146,12 @@ impl Broker {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: broadcast::Sender<()>) {
+async fn accept_loop(
+    listener: TcpListener,
+    wrap: listeners::Wrap,
+    shared: Arc<Shared>,
+    shutdown: broadcast::Sender<()>,
+) {
     let max = shared.config.limits.max_connections;
     let mut stop = shutdown.subscribe();
     // Tracks the connection tasks for the drain at shutdown, without a
@@ -133,7 +171,25 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: broad
                     }
                     continue;
                 }
-                connections.spawn(connection::serve(shared.clone(), stream, shutdown.subscribe()));
+                match &wrap {
+                    listeners::Wrap::Plain => {
+                        connections.spawn(connection::serve(shared.clone(), Stream::Tcp(stream), shutdown.subscribe()));
+                    }
+                    other => {
+                        // The handshake runs in the connection's task, so a
+                        // slow client holds up no one else.
+                        let (wrap, shared, shutdown) = (other.clone(), shared.clone(), shutdown.subscribe());
+                        connections.spawn(async move {
+                            match wrap.handshake(stream, &shared).await {
+                                Ok(stream) => connection::serve(shared, stream, shutdown).await,
+                                Err(e) => {
+                                    shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+                                    tracing::debug!("{}: handshake failed: {e}", wrap.describe());
+                                }
+                            }
+                        });
+                    }
+                }
             }
             _ = stop.recv() => break,
         }

@@ -1,0 +1,382 @@
+//! `pigeon broker` with `[[listeners]]`: MQTT over TLS, WebSocket and
+//! WebSocket over TLS beside the plain listener, one broker for all of
+//! them. Peers: Debian's mosquitto_pub / mosquitto_sub with --cafile,
+//! --cert and --key, and pigeon-client over every transport. Certificates
+//! are made here with rcgen.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use pigeon_client::{AsyncClient, Event, Options, Protocol, QoS, TlsOptions};
+
+mod common;
+use common::*;
+
+/// A CA, a server certificate for localhost and a client certificate.
+fn make_pki(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "listeners test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.self_signed(&ca_key).unwrap().pem()).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    for name in ["server", "client"] {
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+struct Ports {
+    mqtt: u16,
+    tls: u16,
+    mtls: u16,
+    ws: u16,
+    wss: u16,
+}
+
+/// `pigeon broker -c` with a plain, a TLS, a mutual-TLS, a WebSocket and
+/// a WSS listener.
+fn broker_with_listeners(dir: &Path) -> (Service, Ports) {
+    make_pki(dir);
+    let ports = Ports {
+        mqtt: free_port(),
+        tls: free_port(),
+        mtls: free_port(),
+        ws: free_port(),
+        wss: free_port(),
+    };
+    let d = dir.display();
+    let config = format!(
+        r#"listen = "127.0.0.1:{mqtt}"
+durability = "memory"
+data_dir = "{d}/data"
+
+[[listeners]]
+address = "127.0.0.1:{tls}"
+certfile = "{d}/server.pem"
+keyfile = "{d}/server.key"
+
+[[listeners]]
+address = "127.0.0.1:{mtls}"
+certfile = "{d}/server.pem"
+keyfile = "{d}/server.key"
+cafile = "{d}/ca.pem"
+require_certificate = true
+
+[[listeners]]
+address = "127.0.0.1:{ws}"
+protocol = "websocket"
+
+[[listeners]]
+address = "127.0.0.1:{wss}"
+protocol = "websocket"
+certfile = "{d}/server.pem"
+keyfile = "{d}/server.key"
+"#,
+        mqtt = ports.mqtt,
+        tls = ports.tls,
+        mtls = ports.mtls,
+        ws = ports.ws,
+        wss = ports.wss,
+    );
+    let path = dir.join("pigeon.toml");
+    std::fs::write(&path, config).unwrap();
+    let child = std::process::Command::new(PIGEON)
+        .args(["broker", "-c", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for port in [ports.mqtt, ports.tls, ports.mtls, ports.ws, ports.wss] {
+        wait_listening(port);
+    }
+    let service = Service {
+        child,
+        port: ports.mqtt,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    (service, ports)
+}
+
+#[test]
+fn mosquitto_clients_over_tls_and_mutual_tls() {
+    if !have("mosquitto_pub") || !have("mosquitto_sub") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, ports) = broker_with_listeners(dir.path());
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let (ca, cert, key) = (file("ca.pem"), file("client.pem"), file("client.key"));
+    let (tls, mtls, plain) = (
+        ports.tls.to_string(),
+        ports.mtls.to_string(),
+        ports.mqtt.to_string(),
+    );
+    // A subscriber on the plain listener hears what comes in over TLS.
+    let watcher = background(
+        "/usr/bin/mosquitto_sub",
+        &["-p", &plain, "-t", "tls/#", "-v", "-C", "2", "-W", "10"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let out = run(
+        "/usr/bin/mosquitto_pub",
+        &[
+            "-h",
+            "localhost",
+            "-p",
+            &tls,
+            "--cafile",
+            &ca,
+            "-t",
+            "tls/server-auth",
+            "-m",
+            "one",
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 0, "TLS: {}", stderr(&out));
+    let out = run(
+        "/usr/bin/mosquitto_pub",
+        &[
+            "-h",
+            "localhost",
+            "-p",
+            &mtls,
+            "--cafile",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "-t",
+            "tls/mutual",
+            "-m",
+            "two",
+        ],
+        b"",
+    );
+    assert_eq!(code(&out), 0, "mutual TLS: {}", stderr(&out));
+    let out = finish(watcher);
+    assert_eq!(stdout(&out), "tls/server-auth one\ntls/mutual two\n");
+    // Without a client certificate the mutual-TLS listener refuses.
+    let out = run(
+        "/usr/bin/mosquitto_pub",
+        &[
+            "-h",
+            "localhost",
+            "-p",
+            &mtls,
+            "--cafile",
+            &ca,
+            "-t",
+            "t",
+            "-m",
+            "x",
+        ],
+        b"",
+    );
+    assert_ne!(code(&out), 0, "connected without a client certificate");
+    // A client that does not trust the broker's CA gives up.
+    let out = run(
+        "/usr/bin/mosquitto_pub",
+        &[
+            "-h",
+            "localhost",
+            "-p",
+            &tls,
+            "--cafile",
+            &cert,
+            "-t",
+            "t",
+            "-m",
+            "x",
+        ],
+        b"",
+    );
+    assert_ne!(code(&out), 0, "trusted a certificate from an unknown CA");
+}
+
+#[tokio::test]
+async fn pigeon_client_over_every_transport() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, ports) = broker_with_listeners(dir.path());
+    let tls = TlsOptions {
+        ca_file: Some(dir.path().join("ca.pem")),
+        ..TlsOptions::default()
+    };
+    let urls = [
+        format!("mqtt://localhost:{}", ports.mqtt),
+        format!("mqtts://localhost:{}", ports.tls),
+        format!("ws://localhost:{}/mqtt", ports.ws),
+        format!("wss://localhost:{}/mqtt", ports.wss),
+    ];
+    // One subscriber per transport, each hearing a publisher on every other.
+    let mut subscribers = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let mut options = Options::from_url(url)
+            .unwrap()
+            .client_id(format!("sub-{i}"));
+        options.protocol = Protocol::V5;
+        if url.starts_with("mqtts") || url.starts_with("wss") {
+            options = options.tls(tls.clone());
+        }
+        let (client, mut events) = AsyncClient::new(options);
+        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+            Ok(Some(Event::Connected { .. })) => {}
+            other => panic!("{url}: {other:?}"),
+        }
+        client.subscribe("all/#", QoS::AtLeastOnce).await.unwrap();
+        subscribers.push((client, events));
+    }
+    for (i, url) in urls.iter().enumerate() {
+        let mut options = Options::from_url(url)
+            .unwrap()
+            .client_id(format!("pub-{i}"));
+        if url.starts_with("mqtts") || url.starts_with("wss") {
+            options = options.tls(tls.clone());
+        }
+        let (client, mut events) = AsyncClient::new(options);
+        assert!(matches!(
+            tokio::time::timeout(Duration::from_secs(10), events.recv()).await,
+            Ok(Some(Event::Connected { .. }))
+        ));
+        // A payload larger than one WebSocket read, to cross frames.
+        let payload = format!("from {url} ").repeat(2000);
+        client
+            .publish(&format!("all/{i}"), QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+        client.disconnect().await.unwrap();
+    }
+    for (n, (client, events)) in subscribers.iter_mut().enumerate() {
+        let mut got = Vec::new();
+        while got.len() < urls.len() {
+            match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+                Ok(Some(Event::Message(m))) => {
+                    assert!(m.payload.starts_with(b"from "), "subscriber {n}");
+                    got.push(m.topic.as_str().to_owned());
+                }
+                Ok(Some(_)) => {}
+                other => panic!("subscriber {n} ({}): {other:?} after {got:?}", urls[n]),
+            }
+        }
+        assert_eq!(got, ["all/0", "all/1", "all/2", "all/3"], "subscriber {n}");
+        client.disconnect().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_bad_websocket_client_is_closed_and_no_one_else_notices() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, ports) = broker_with_listeners(dir.path());
+    // A well-behaved client on the same listener.
+    let url = format!("ws://127.0.0.1:{}/mqtt", ports.ws);
+    let (good, mut good_events) = AsyncClient::new(Options::from_url(&url).unwrap());
+    assert!(matches!(
+        good_events.recv().await,
+        Some(Event::Connected { .. })
+    ));
+    good.subscribe("ok", QoS::AtMostOnce).await.unwrap();
+
+    // The wrong path: 404.
+    let wrong = format!("ws://127.0.0.1:{}/other", ports.ws);
+    let mut request = wrong.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", ports.ws))
+        .await
+        .unwrap();
+    let refused = tokio_tungstenite::client_async(request, tcp).await;
+    assert!(
+        matches!(&refused, Err(e) if e.to_string().contains("404")),
+        "{refused:?}"
+    );
+
+    // MQTT-6.0.0-1: a text frame closes that connection.
+    let mut request = url.as_str().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", ports.ws))
+        .await
+        .unwrap();
+    let (mut bad, response) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+    assert_eq!(
+        response.headers().get("sec-websocket-protocol").unwrap(),
+        "mqtt",
+        "MQTT-6.0.0-4: the server selects mqtt"
+    );
+    bad.send(Message::Text("CONNECT please".into()))
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = bad.next().await {}
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the broker kept a connection that sent text"
+    );
+
+    // The good client still works.
+    good.publish("ok", QoS::AtMostOnce, false, "still here")
+        .await
+        .unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), good_events.recv()).await {
+            Ok(Some(Event::Message(m))) => {
+                assert_eq!(&m.payload[..], b"still here");
+                break;
+            }
+            Ok(Some(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn bad_listener_configuration_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    for (config, says) in [
+        (
+            format!("[[listeners]]\naddress = \"127.0.0.1:0\"\ncertfile = \"{d}/x.pem\"\n"),
+            "certfile and keyfile",
+        ),
+        (
+            format!(
+                "[[listeners]]\naddress = \"127.0.0.1:0\"\ncertfile = \"{d}/missing.pem\"\nkeyfile = \"{d}/missing.key\"\n"
+            ),
+            "missing.pem",
+        ),
+        (
+            "[[listeners]]\naddress = \"127.0.0.1:0\"\nrequire_certificate = true\n".to_owned(),
+            "cafile",
+        ),
+        (
+            "[[listeners]]\naddress = \"127.0.0.1:0\"\nprotocol = \"carrier-pigeon\"\n"
+                .to_owned(),
+            "expected `mqtt` or `websocket`",
+        ),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, format!("durability = \"memory\"\ndata_dir = \"{d}/data\"\n{config}"))
+            .unwrap();
+        let out = pigeon(&["broker", "-c", path.to_str().unwrap(), "-p", "0"]);
+        assert_eq!(code(&out), 1, "{config}");
+        let err = stderr(&out);
+        assert!(err.contains(says), "{config}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    }
+}
