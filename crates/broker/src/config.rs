@@ -77,10 +77,31 @@ pub struct ListenerConfig {
     /// Refuse clients without a certificate from `cafile`.
     #[serde(default)]
     pub require_certificate: bool,
+    /// A default listener (not from the file): when its port is taken the
+    /// broker starts without it and says so.
+    #[serde(skip)]
+    pub optional: bool,
 }
 
 fn mqtt_path() -> String {
     "/mqtt".into()
+}
+
+impl ListenerConfig {
+    /// The WebSocket listener a broker started without a configuration
+    /// opens beside MQTT: 127.0.0.1:8083, path /mqtt, optional.
+    pub fn default_websocket() -> ListenerConfig {
+        ListenerConfig {
+            address: SocketAddr::from(([127, 0, 0, 1], 8083)),
+            protocol: ListenerProtocol::Websocket,
+            path: mqtt_path(),
+            certfile: None,
+            keyfile: None,
+            cafile: None,
+            require_certificate: false,
+            optional: true,
+        }
+    }
 }
 
 impl ListenerConfig {

@@ -25,8 +25,8 @@ use crate::{connection, listeners, sys};
 #[derive(Debug)]
 pub struct Broker {
     local_addr: SocketAddr,
-    /// Where each of `config.listeners` listens, in order.
-    listener_addrs: Vec<SocketAddr>,
+    /// Each of `config.listeners` that listens: what it speaks, and where.
+    listeners: Vec<(String, SocketAddr)>,
     shutdown: broadcast::Sender<()>,
     tasks: JoinSet<()>,
     shared: Arc<Shared>,
@@ -56,7 +56,11 @@ impl Broker {
             .iter()
             .map(listeners::wrap)
             .collect::<io::Result<Vec<_>>>()?;
-        let extra: Vec<SocketAddr> = config.listeners.iter().map(|l| l.address).collect();
+        let extra: Vec<(SocketAddr, bool)> = config
+            .listeners
+            .iter()
+            .map(|l| (l.address, l.optional))
+            .collect();
         let shared = Arc::new(Shared::new(config, store, auth));
         // Sessions first: a client that connects finds its session.
         shared.restore(shared.store().take_recovered());
@@ -64,14 +68,21 @@ impl Broker {
         let local_addr = listener.local_addr()?;
         let (shutdown, _) = broadcast::channel(1);
         let mut tasks = JoinSet::new();
-        let mut listener_addrs = Vec::new();
-        for (address, wrap) in extra.into_iter().zip(wraps) {
-            let bound = TcpListener::bind(address).await.map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot listen on {address}: {e}"))
-            })?;
+        let mut listeners = Vec::new();
+        for ((address, optional), wrap) in extra.into_iter().zip(wraps) {
+            let bound = match TcpListener::bind(address).await {
+                Ok(bound) => bound,
+                Err(e) if optional => {
+                    tracing::warn!("{} not opened: {address}: {e}", wrap.describe());
+                    continue;
+                }
+                Err(e) => {
+                    let why = format!("cannot listen on {address}: {e}");
+                    return Err(io::Error::new(e.kind(), why));
+                }
+            };
             let at = bound.local_addr()?;
-            tracing::info!("{} on {at}", wrap.describe());
-            listener_addrs.push(at);
+            listeners.push((wrap.describe(), at));
             tasks.spawn(accept_loop(bound, wrap, shared.clone(), shutdown.clone()));
         }
         tasks.spawn(accept_loop(
@@ -83,7 +94,7 @@ impl Broker {
         tasks.spawn(housekeeping(shared.clone(), shutdown.subscribe()));
         Ok(Broker {
             local_addr,
-            listener_addrs,
+            listeners,
             shutdown,
             tasks,
             shared,
@@ -95,10 +106,10 @@ impl Broker {
         self.local_addr
     }
 
-    /// Where each `[[listeners]]` entry listens, in the configuration's
-    /// order.
-    pub fn listener_addrs(&self) -> &[SocketAddr] {
-        &self.listener_addrs
+    /// The `[[listeners]]` that listen, in the configuration's order: what
+    /// each speaks ("MQTT over TLS", …) and where.
+    pub fn listeners(&self) -> &[(String, SocketAddr)] {
+        &self.listeners
     }
 
     /// The durability mode and where the data is, for the start-up line.

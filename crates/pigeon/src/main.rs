@@ -158,6 +158,14 @@ fn load_config(args: &BrokerArgs) -> anyhow::Result<Config> {
     if let Some(durability) = args.durability {
         config.durability = durability;
     }
+    // With nothing configured, MQTT over WebSocket too (as the quick
+    // start's browser clients expect); `-p` alone means that one listener,
+    // as mosquitto does, so brokers can run side by side.
+    if args.config.is_none() && args.port.is_none() && args.bind.is_none() {
+        config
+            .listeners
+            .push(pigeon_broker::config::ListenerConfig::default_websocket());
+    }
     config.validate()?;
     Ok(config)
 }
@@ -199,6 +207,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         broker.local_addr()
     );
+    for (what, at) in broker.listeners() {
+        println!("{what} on {at}");
+    }
     println!("durability: {}", broker.store_description());
     shutdown_signal().await;
     println!("shutting down");

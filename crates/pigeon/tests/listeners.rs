@@ -380,3 +380,64 @@ fn bad_listener_configuration_is_one_line() {
         assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     }
 }
+
+#[tokio::test]
+async fn with_no_configuration_websocket_listens_beside_mqtt() {
+    let in_use = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    if in_use(1883) || in_use(8083) {
+        eprintln!("skipped: 127.0.0.1:1883 or :8083 is in use here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(PIGEON)
+        .args(["broker", "--durability", "memory", "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(1883);
+    wait_listening(8083);
+    let (ws, mut ws_events) =
+        AsyncClient::new(Options::from_url("ws://127.0.0.1:8083/mqtt").unwrap());
+    assert!(matches!(
+        ws_events.recv().await,
+        Some(Event::Connected { .. })
+    ));
+    ws.subscribe("default/#", QoS::AtLeastOnce).await.unwrap();
+    let (tcp, mut tcp_events) = AsyncClient::new(Options::new("127.0.0.1", 1883));
+    assert!(matches!(
+        tcp_events.recv().await,
+        Some(Event::Connected { .. })
+    ));
+    tcp.publish("default/x", QoS::AtLeastOnce, false, "across")
+        .await
+        .unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws_events.recv()).await {
+            Ok(Some(Event::Message(m))) => {
+                assert_eq!(&m.payload[..], b"across");
+                break;
+            }
+            Ok(Some(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    tcp.disconnect().await.unwrap();
+    ws.disconnect().await.unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("MQTT on 127.0.0.1:1883")
+            && printed.contains("MQTT over WebSocket at /mqtt on 127.0.0.1:8083"),
+        "{printed}"
+    );
+    // `-p PORT` alone opens that one listener.
+    let broker = pigeon_broker();
+    wait_listening(broker.port);
+    assert!(
+        !in_use(8083),
+        "-p opened the default WebSocket listener too"
+    );
+}
