@@ -88,6 +88,17 @@ struct Load {
     /// Password
     #[arg(short = 'P', long = "pw", help_heading = "Connection")]
     password: Option<String>,
+    /// Transport: tcp, tls, ws or wss (WebSocket at /mqtt)
+    #[arg(
+        long = "transport",
+        value_enum,
+        default_value = "tcp",
+        help_heading = "Connection"
+    )]
+    transport: BenchTransport,
+    /// PEM CA file for tls and wss [default: the system's CAs]
+    #[arg(long = "cafile", help_heading = "Connection")]
+    cafile: Option<std::path::PathBuf>,
     /// Clients (connections, publishers or subscribers)
     #[arg(
         short = 'c',
@@ -143,6 +154,14 @@ struct Load {
     /// Print the result as JSON
     #[arg(long = "json", help_heading = "Output")]
     json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchTransport {
+    Tcp,
+    Tls,
+    Ws,
+    Wss,
 }
 
 #[derive(Args, Debug)]
@@ -231,6 +250,15 @@ impl Load {
             .client_id(id)
             .protocol(self.version)
             .reconnect(None);
+        if matches!(self.transport, BenchTransport::Ws | BenchTransport::Wss) {
+            o = o.websocket("/mqtt");
+        }
+        if matches!(self.transport, BenchTransport::Tls | BenchTransport::Wss) {
+            o = o.tls(pigeon_client::TlsOptions {
+                ca_file: self.cafile.clone(),
+                ..Default::default()
+            });
+        }
         o.max_inflight = u16::try_from(self.window).unwrap_or(u16::MAX).max(1);
         o.max_queued = self.window.max(10_000);
         if let Some(user) = &self.username {
@@ -499,8 +527,9 @@ async fn traffic(
     for (index, topic) in publishers.iter().enumerate() {
         let index = u32::try_from(index).unwrap_or(u32::MAX);
         pace(started, index, load.connect_rate).await;
-        if load.qos == 0 {
-            // QoS 0: frames written straight to the socket (see `raw`).
+        if load.qos == 0 && load.transport == BenchTransport::Tcp {
+            // QoS 0 over TCP: frames written straight to the socket (see
+            // `raw`).
             let (load, counters, topic) = (load.clone(), counters.clone(), topic.clone());
             publisher_tasks.push(tokio::spawn(async move {
                 match raw::publisher(&load, index, &topic, &counters, started).await {
