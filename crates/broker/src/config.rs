@@ -25,6 +25,10 @@ pub struct Config {
     pub store_cache_mb: u64,
     /// Whether clients without a user name may connect.
     pub allow_anonymous: bool,
+    /// Password file in mosquitto's format (`user:hash` lines; argon2id,
+    /// `$7$` or `$6$`, as `pigeon passwd` or mosquitto_passwd write them).
+    /// Empty: no passwords are checked.
+    pub password_file: PathBuf,
     /// File of SCRAM-SHA-256 users for MQTT 5 enhanced authentication
     /// (`USER:SCRAM-SHA-256$…` lines, RFC 5803); empty: SCRAM is not offered.
     pub scram_users_file: PathBuf,
@@ -223,6 +227,7 @@ impl Default for Config {
             batch_interval_ms: 100,
             store_cache_mb: 64,
             allow_anonymous: true,
+            password_file: PathBuf::new(),
             scram_users_file: PathBuf::new(),
             sys_interval: 10,
             queue_qos0: false,

@@ -468,6 +468,21 @@ impl Conn {
             self.refuse(refusal);
             return;
         }
+        // With an Authentication Method the method decides (§4.12).
+        if connect.properties.authentication_method.is_none() {
+            if let Err(refusal) = authenticate(self.shared.clone(), &connect).await {
+                let user = connect.username.as_deref().unwrap_or("(none)");
+                tracing::info!(
+                    client_id = connect.client_id.as_str(),
+                    user,
+                    peer = ?self.stream.peer_addr().ok(),
+                    "refused: {}",
+                    refusal.reason.as_deref().unwrap_or(refusal.code.name())
+                );
+                self.refuse(refusal);
+                return;
+            }
+        }
         let auth_data = match self.enhanced_auth(&connect) {
             Authenticated::Yes(data) => data,
             Authenticated::Pending => {
@@ -686,19 +701,6 @@ impl Conn {
             || (id.is_empty() && connect.protocol == Protocol::V3_1_1 && !connect.clean_start);
         if id_rejected {
             return Some(Refusal::from(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID));
-        }
-        let credentials = Credentials {
-            client_id: id,
-            username: connect.username.as_deref(),
-            password: connect.password.as_deref(),
-            protocol: connect.protocol,
-        };
-        // With an Authentication Method the method decides (§4.12).
-        let enhanced = connect.properties.authentication_method.is_some();
-        if !enhanced {
-            if let Err(refusal) = self.shared.auth.authenticate(&credentials) {
-                return Some(refusal);
-            }
         }
         // Catalogue C13: a v3 client cannot be told a lower keep-alive.
         if !connect.protocol.is_v5() && connect.keep_alive > limits.max_keep_alive {
@@ -1237,6 +1239,34 @@ fn rand_id() -> u64 {
     let mut h = RandomState::new().build_hasher();
     h.write_u128(now().elapsed().as_nanos());
     h.finish()
+}
+
+/// CONNECT's user name and password against the authenticator; a slow
+/// check (a password hash) runs on a blocking thread.
+async fn authenticate(shared: Arc<Shared>, connect: &Connect) -> Result<(), Refusal> {
+    let credentials = Credentials {
+        client_id: connect.client_id.as_str(),
+        username: connect.username.as_deref(),
+        password: connect.password.as_deref(),
+        protocol: connect.protocol,
+    };
+    if !shared.auth.blocking(&credentials) {
+        return shared.auth.authenticate(&credentials);
+    }
+    let client_id = connect.client_id.as_str().to_owned();
+    let username = connect.username.as_deref().map(str::to_owned);
+    let password = connect.password.clone();
+    let protocol = connect.protocol;
+    tokio::task::spawn_blocking(move || {
+        shared.auth.authenticate(&Credentials {
+            client_id: &client_id,
+            username: username.as_deref(),
+            password: password.as_deref(),
+            protocol,
+        })
+    })
+    .await
+    .unwrap_or_else(|_| Err(ReasonCode::SERVER_UNAVAILABLE.into()))
 }
 
 /// Most deliveries taken from a session under one lock.

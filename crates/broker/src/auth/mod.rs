@@ -7,8 +7,10 @@
 //! before CONNACK, and again when a client re-authenticates. A refusal can
 //! point the client at another server (0x9C Use another server, 0x9D Server
 //! moved, with a Server Reference). The default policy allows anonymous
-//! clients or not, accepts any user name (as mosquitto without a password
-//! file), and offers SCRAM-SHA-256 ([`scram`]) when given users.
+//! clients or not, checks user names and passwords against a password file
+//! in mosquitto's format ([`password`]) when it has one (else accepts any
+//! user name, as mosquitto without a password file), and offers
+//! SCRAM-SHA-256 ([`scram`]) when given users.
 
 use std::fmt::Debug;
 
@@ -116,6 +118,14 @@ pub trait Authenticator: Debug + Send + Sync {
     /// 0x87 → 5, others → 3).
     fn authenticate(&self, credentials: &Credentials<'_>) -> Result<(), Refusal>;
 
+    /// Whether `authenticate` may take long for these credentials (a slow
+    /// password hash): the broker then calls it on a blocking thread, so
+    /// one login does not hold up other connections.
+    fn blocking(&self, credentials: &Credentials<'_>) -> bool {
+        let _ = credentials;
+        false
+    }
+
     /// The enhanced authentication method called `name`, if offered. A
     /// CONNECT naming another gets CONNACK 0x8C (MQTT-4.12.0-1).
     fn method(&self, name: &str) -> Option<&dyn AuthMethod> {
@@ -125,12 +135,15 @@ pub trait Authenticator: Debug + Send + Sync {
 }
 
 /// The default: clients without a user name are accepted only if anonymous
-/// access is allowed; any user name is accepted (there is no password file).
-/// SCRAM-SHA-256 is offered when it has users.
+/// access is allowed; with a password file, a user name must be in it with
+/// the password given (else any user name is accepted). SCRAM-SHA-256 is
+/// offered when it has users.
 #[derive(Debug, Default)]
 pub struct DefaultPolicy {
     /// Whether clients without a user name may connect.
     pub allow_anonymous: bool,
+    /// Users and password hashes, if a password file is configured.
+    pub passwords: Option<password::PasswordFile>,
     /// SCRAM-SHA-256 users, if configured.
     pub scram: Option<scram::ScramSha256>,
 }
@@ -154,8 +167,21 @@ impl DefaultPolicy {
                 Some(scram)
             }
         };
+        let path = &config.password_file;
+        let passwords =
+            match path.as_os_str().is_empty() {
+                true => None,
+                false => Some(password::PasswordFile::read(path).map_err(|e| {
+                    crate::ConfigError::Value {
+                        key: "password_file".into(),
+                        value: path.display().to_string(),
+                        allowed: format!("{e} (make one with `pigeon passwd -c FILE USER`)"),
+                    }
+                })?),
+            };
         Ok(DefaultPolicy {
             allow_anonymous: config.allow_anonymous,
+            passwords,
             scram,
         })
     }
@@ -163,10 +189,27 @@ impl DefaultPolicy {
 
 impl Authenticator for DefaultPolicy {
     fn authenticate(&self, credentials: &Credentials<'_>) -> Result<(), Refusal> {
-        match (credentials.username, self.allow_anonymous) {
-            (None, false) => Err(ReasonCode::NOT_AUTHORIZED.into()),
-            _ => Ok(()),
+        match (credentials.username, &self.passwords) {
+            (None, _) if !self.allow_anonymous => Err(Refusal::with_reason(
+                ReasonCode::NOT_AUTHORIZED,
+                "anonymous clients are not allowed: give a user name and password",
+            )),
+            (None, _) | (Some(_), None) => Ok(()),
+            (Some(user), Some(file)) => {
+                match file.verify(user, credentials.password.unwrap_or_default()) {
+                    true => Ok(()),
+                    // 0x86 in 5.0; return code 4 in 3.1.1.
+                    false => Err(Refusal::with_reason(
+                        ReasonCode::BAD_USER_NAME_OR_PASSWORD,
+                        "bad user name or password",
+                    )),
+                }
+            }
         }
+    }
+
+    fn blocking(&self, credentials: &Credentials<'_>) -> bool {
+        credentials.username.is_some() && self.passwords.is_some()
     }
 
     fn method(&self, name: &str) -> Option<&dyn AuthMethod> {
