@@ -23,8 +23,10 @@ pub struct Config {
     pub batch_interval_ms: u64,
     /// Memory for the store's page cache, in MiB.
     pub store_cache_mb: u64,
-    /// Whether clients without a user name may connect.
-    pub allow_anonymous: bool,
+    /// Whether clients without a user name may connect, on every listener
+    /// that does not say otherwise. Unset (the default): on loopback
+    /// listeners only, as mosquitto 2 does.
+    pub allow_anonymous: Option<bool>,
     /// Password file in mosquitto's format (`user:hash` lines; argon2id,
     /// `$7$` or `$6$`, as `pigeon passwd` or mosquitto_passwd write them).
     /// Empty: no passwords are checked.
@@ -81,6 +83,10 @@ pub struct ListenerConfig {
     /// Refuse clients without a certificate from `cafile`.
     #[serde(default)]
     pub require_certificate: bool,
+    /// Whether clients without a user name may connect here (overrides
+    /// the global `allow_anonymous`).
+    #[serde(default)]
+    pub allow_anonymous: Option<bool>,
     /// A default listener (not from the file): when its port is taken the
     /// broker starts without it and says so.
     #[serde(skip)]
@@ -103,6 +109,7 @@ impl ListenerConfig {
             keyfile: None,
             cafile: None,
             require_certificate: false,
+            allow_anonymous: None,
             optional: true,
         }
     }
@@ -226,7 +233,7 @@ impl Default for Config {
             durability: Durability::Sync,
             batch_interval_ms: 100,
             store_cache_mb: 64,
-            allow_anonymous: true,
+            allow_anonymous: None,
             password_file: PathBuf::new(),
             scram_users_file: PathBuf::new(),
             sys_interval: 10,
@@ -335,6 +342,13 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Whether a listener on `address` admits clients without a user name:
+    /// its own setting, else the global one, else only on loopback.
+    pub fn anonymous_allowed(&self, address: SocketAddr, own: Option<bool>) -> bool {
+        own.or(self.allow_anonymous)
+            .unwrap_or_else(|| address.ip().is_loopback())
     }
 
     /// The highest QoS the broker accepts and grants.

@@ -46,12 +46,14 @@ fn now() -> Instant {
 pub(crate) fn serve(
     shared: Arc<Shared>,
     stream: Stream,
+    anonymous_allowed: bool,
     shutdown: broadcast::Receiver<()>,
 ) -> impl std::future::Future<Output = ()> + Send {
     if let Stream::Tcp(tcp) = &stream {
         let _ = tcp.set_nodelay(true);
     }
     let mut conn = Conn::new(shared, stream);
+    conn.anonymous_allowed = anonymous_allowed;
     async move {
         let served = match conn.handshake(shutdown).await {
             Ok(()) => conn.run().await,
@@ -124,6 +126,8 @@ struct Conn {
     connack_written: bool,
     /// The client sent DISCONNECT: no will unless it asked (0x04).
     clean_exit: bool,
+    /// The listener admits clients without a user name.
+    anonymous_allowed: bool,
     will_requested: bool,
 }
 
@@ -159,6 +163,7 @@ impl Conn {
             batch: Vec::new(),
             connack_written: false,
             clean_exit: false,
+            anonymous_allowed: false,
             will_requested: false,
         }
     }
@@ -470,7 +475,8 @@ impl Conn {
         }
         // With an Authentication Method the method decides (§4.12).
         if connect.properties.authentication_method.is_none() {
-            if let Err(refusal) = authenticate(self.shared.clone(), &connect).await {
+            let shared = self.shared.clone();
+            if let Err(refusal) = authenticate(shared, &connect, self.anonymous_allowed).await {
                 let user = connect.username.as_deref().unwrap_or("(none)");
                 tracing::info!(
                     client_id = connect.client_id.as_str(),
@@ -1243,12 +1249,17 @@ fn rand_id() -> u64 {
 
 /// CONNECT's user name and password against the authenticator; a slow
 /// check (a password hash) runs on a blocking thread.
-async fn authenticate(shared: Arc<Shared>, connect: &Connect) -> Result<(), Refusal> {
+async fn authenticate(
+    shared: Arc<Shared>,
+    connect: &Connect,
+    anonymous_allowed: bool,
+) -> Result<(), Refusal> {
     let credentials = Credentials {
         client_id: connect.client_id.as_str(),
         username: connect.username.as_deref(),
         password: connect.password.as_deref(),
         protocol: connect.protocol,
+        anonymous_allowed,
     };
     if !shared.auth.blocking(&credentials) {
         return shared.auth.authenticate(&credentials);
@@ -1263,6 +1274,7 @@ async fn authenticate(shared: Arc<Shared>, connect: &Connect) -> Result<(), Refu
             username: username.as_deref(),
             password: password.as_deref(),
             protocol,
+            anonymous_allowed,
         })
     })
     .await

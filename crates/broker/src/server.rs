@@ -56,11 +56,15 @@ impl Broker {
             .iter()
             .map(listeners::wrap)
             .collect::<io::Result<Vec<_>>>()?;
-        let extra: Vec<(SocketAddr, bool)> = config
+        let extra: Vec<(SocketAddr, bool, bool)> = config
             .listeners
             .iter()
-            .map(|l| (l.address, l.optional))
+            .map(|l| {
+                let anonymous = config.anonymous_allowed(l.address, l.allow_anonymous);
+                (l.address, l.optional, anonymous)
+            })
             .collect();
+        let main_anonymous = config.anonymous_allowed(listen, None);
         let shared = Arc::new(Shared::new(config, store, auth));
         // Sessions first: a client that connects finds its session.
         shared.restore(shared.store().take_recovered());
@@ -69,7 +73,7 @@ impl Broker {
         let (shutdown, _) = broadcast::channel(1);
         let mut tasks = JoinSet::new();
         let mut listeners = Vec::new();
-        for ((address, optional), wrap) in extra.into_iter().zip(wraps) {
+        for ((address, optional, anonymous), wrap) in extra.into_iter().zip(wraps) {
             let bound = match TcpListener::bind(address).await {
                 Ok(bound) => bound,
                 Err(e) if optional => {
@@ -82,12 +86,14 @@ impl Broker {
                 }
             };
             let at = bound.local_addr()?;
-            listeners.push((wrap.describe(), at));
-            tasks.spawn(accept_loop(bound, wrap, shared.clone(), shutdown.clone()));
+            listeners.push((describe(&wrap.describe(), anonymous), at));
+            let accepting = accept_loop(bound, wrap, anonymous, shared.clone(), shutdown.clone());
+            tasks.spawn(accepting);
         }
         tasks.spawn(accept_loop(
             listener,
             listeners::Wrap::Plain,
+            main_anonymous,
             shared.clone(),
             shutdown.clone(),
         ));
@@ -157,9 +163,19 @@ impl Broker {
     }
 }
 
+/// A listener for the start-up lines, saying whether it admits anonymous
+/// clients.
+fn describe(what: &str, anonymous: bool) -> String {
+    match anonymous {
+        true => format!("{what} (anonymous clients allowed)"),
+        false => format!("{what} (user name required)"),
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     wrap: listeners::Wrap,
+    anonymous: bool,
     shared: Arc<Shared>,
     shutdown: broadcast::Sender<()>,
 ) {
@@ -184,7 +200,7 @@ async fn accept_loop(
                 }
                 match &wrap {
                     listeners::Wrap::Plain => {
-                        connections.spawn(connection::serve(shared.clone(), Stream::Tcp(stream), shutdown.subscribe()));
+                        connections.spawn(connection::serve(shared.clone(), Stream::Tcp(stream), anonymous, shutdown.subscribe()));
                     }
                     other => {
                         // The handshake runs in the connection's task, so a
@@ -192,7 +208,7 @@ async fn accept_loop(
                         let (wrap, shared, shutdown) = (other.clone(), shared.clone(), shutdown.subscribe());
                         connections.spawn(async move {
                             match wrap.handshake(stream, &shared).await {
-                                Ok(stream) => connection::serve(shared, stream, shutdown).await,
+                                Ok(stream) => connection::serve(shared, stream, anonymous, shutdown).await,
                                 Err(e) => {
                                     shared.open_connections.fetch_sub(1, Ordering::AcqRel);
                                     tracing::debug!("{}: handshake failed: {e}", wrap.describe());

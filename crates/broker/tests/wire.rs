@@ -530,7 +530,7 @@ async fn connections_beyond_the_limit_are_closed() {
 #[tokio::test]
 async fn anonymous_clients_are_refused_when_not_allowed() {
     // MQTT-3.1.4-2 (v5): authentication checks; CONNACK 0x87 / return code 5.
-    let broker = broker_with(|c| c.allow_anonymous = false).await;
+    let broker = broker_with(|c| c.allow_anonymous = Some(false)).await;
     let (_c, reply) = Raw::connect_with(&broker, connect_packet(V5, "anon", true)).await;
     assert_eq!(connack(reply).reason_code, ReasonCode::NOT_AUTHORIZED);
     let mut named = connect_packet(V311, "named", true);

@@ -381,7 +381,7 @@ fn paho_setters_and_subscription_options() {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         sys_interval: 0,
         durability: Durability::Memory,
-        allow_anonymous: false,
+        allow_anonymous: Some(false),
         ..Config::default()
     };
     let broker = runtime.block_on(Broker::start(config)).unwrap();

@@ -194,6 +194,10 @@ fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
+    let anonymous = match config.anonymous_allowed(listen, None) {
+        true => "anonymous clients allowed",
+        false => "user name required",
+    };
     // Opening the store reads back every session and queued message.
     let store = open_store(&config)?;
     let auth = Box::new(DefaultPolicy::from_config(&config)?);
@@ -203,7 +207,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             format!("cannot listen on {listen} (is another broker running? try -p PORT)")
         })?;
     println!(
-        "pigeon broker {}: MQTT on {}",
+        "pigeon broker {}: MQTT on {} ({anonymous})",
         env!("CARGO_PKG_VERSION"),
         broker.local_addr()
     );

@@ -430,7 +430,9 @@ async fn with_no_configuration_websocket_listens_beside_mqtt() {
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
         printed.contains("MQTT on 127.0.0.1:1883")
-            && printed.contains("MQTT over WebSocket at /mqtt on 127.0.0.1:8083"),
+            && printed.contains(
+                "MQTT over WebSocket at /mqtt (anonymous clients allowed) on 127.0.0.1:8083"
+            ),
         "{printed}"
     );
     // `-p PORT` alone opens that one listener.
@@ -439,5 +441,80 @@ async fn with_no_configuration_websocket_listens_beside_mqtt() {
     assert!(
         !in_use(8083),
         "-p opened the default WebSocket listener too"
+    );
+}
+
+#[test]
+fn a_listener_open_to_the_network_wants_a_user_name_unless_told_otherwise() {
+    // Bound to 0.0.0.0 (reached here through 127.0.0.1): not loopback, so
+    // anonymous clients are refused there by default, as in mosquitto 2;
+    // a listener that says allow_anonymous = true admits them.
+    if !have("mosquitto_pub") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (local, open, open_anonymous) = (free_port(), free_port(), free_port());
+    let config = dir.path().join("pigeon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{local}\"\ndurability = \"memory\"\ndata_dir = \"{}\"\n\
+             [[listeners]]\naddress = \"0.0.0.0:{open}\"\n\
+             [[listeners]]\naddress = \"0.0.0.0:{open_anonymous}\"\nallow_anonymous = true\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(PIGEON)
+        .args(["broker", "-c", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for port in [local, open, open_anonymous] {
+        wait_listening(port);
+    }
+    let publish = |port: u16, version: &str, user: Option<&str>| {
+        let port = port.to_string();
+        let mut args = vec!["-p", &port, "-V", version, "-t", "t", "-m", "x"];
+        if let Some(user) = user {
+            args.extend(["-u", user]);
+        }
+        code(&run("/usr/bin/mosquitto_pub", &args, b""))
+    };
+    assert_eq!(
+        publish(local, "311", None),
+        0,
+        "loopback admits anonymous clients"
+    );
+    assert_eq!(publish(open, "311", None), 5, "3.1.1: Not authorized");
+    assert_eq!(publish(open, "5", None), 135, "5.0: 0x87 Not authorized");
+    assert_eq!(
+        publish(open, "311", Some("someone")),
+        0,
+        "a user name is enough without a password file"
+    );
+    assert_eq!(
+        publish(open_anonymous, "5", None),
+        0,
+        "allow_anonymous = true"
+    );
+    let _ = child.kill();
+    let printed = String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned();
+    assert!(
+        printed.contains(&format!(
+            "MQTT on 127.0.0.1:{local} (anonymous clients allowed)"
+        )),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("MQTT (user name required) on 0.0.0.0:{open}")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!(
+            "MQTT (anonymous clients allowed) on 0.0.0.0:{open_anonymous}"
+        )),
+        "{printed}"
     );
 }

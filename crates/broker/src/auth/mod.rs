@@ -109,6 +109,9 @@ pub struct Credentials<'a> {
     pub password: Option<&'a [u8]>,
     /// The protocol version.
     pub protocol: Protocol,
+    /// Whether the listener the client came in on admits clients without a
+    /// user name (`Config::anonymous_allowed`).
+    pub anonymous_allowed: bool,
 }
 
 /// Decides whether a client may connect.
@@ -134,14 +137,12 @@ pub trait Authenticator: Debug + Send + Sync {
     }
 }
 
-/// The default: clients without a user name are accepted only if anonymous
-/// access is allowed; with a password file, a user name must be in it with
+/// The default: clients without a user name are accepted only where the
+/// listener allows anonymous access; with a password file, a user name must be in it with
 /// the password given (else any user name is accepted). SCRAM-SHA-256 is
 /// offered when it has users.
 #[derive(Debug, Default)]
 pub struct DefaultPolicy {
-    /// Whether clients without a user name may connect.
-    pub allow_anonymous: bool,
     /// Users and password hashes, if a password file is configured.
     pub passwords: Option<password::PasswordFile>,
     /// SCRAM-SHA-256 users, if configured.
@@ -179,18 +180,14 @@ impl DefaultPolicy {
                     }
                 })?),
             };
-        Ok(DefaultPolicy {
-            allow_anonymous: config.allow_anonymous,
-            passwords,
-            scram,
-        })
+        Ok(DefaultPolicy { passwords, scram })
     }
 }
 
 impl Authenticator for DefaultPolicy {
     fn authenticate(&self, credentials: &Credentials<'_>) -> Result<(), Refusal> {
         match (credentials.username, &self.passwords) {
-            (None, _) if !self.allow_anonymous => Err(Refusal::with_reason(
+            (None, _) if !credentials.anonymous_allowed => Err(Refusal::with_reason(
                 ReasonCode::NOT_AUTHORIZED,
                 "anonymous clients are not allowed: give a user name and password",
             )),
