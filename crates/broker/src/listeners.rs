@@ -4,7 +4,9 @@
 //! checked against `cafile` when configured); WebSocket runs the HTTP
 //! upgrade at the configured path with subprotocol `mqtt` (or `mqttv3.1`),
 //! over TLS for WSS. Handshakes are bounded in time and run in the
-//! connection's own task.
+//! connection's own task. A TLS listener's certificate and key are held
+//! in a slot that `reload` (SIGHUP) replaces: new connections get the new
+//! certificate, open ones keep theirs.
 
 use std::io;
 use std::path::Path;
@@ -28,15 +30,34 @@ use crate::transport::{Stream, WsIo};
 /// How long a client may take over its TLS or WebSocket handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A TLS listener's current configuration (certificate, key, client CA).
+pub(crate) type TlsSlot = Arc<std::sync::RwLock<Arc<ServerConfig>>>;
+
 /// What a listener does to a new connection.
 #[derive(Clone)]
 pub(crate) enum Wrap {
     Plain,
-    Tls(TlsAcceptor),
+    Tls(TlsSlot),
     WebSocket {
-        tls: Option<TlsAcceptor>,
+        tls: Option<TlsSlot>,
         path: Arc<str>,
     },
+}
+
+fn acceptor(slot: &TlsSlot) -> TlsAcceptor {
+    let config = slot.read().unwrap_or_else(|e| e.into_inner()).clone();
+    TlsAcceptor::from(config)
+}
+
+/// Reads `listener`'s certificate files again into `slot`; on an error the
+/// old certificate stays.
+pub(crate) fn reload(listener: &ListenerConfig, slot: &TlsSlot) -> io::Result<()> {
+    let (Some(cert), Some(key)) = (&listener.certfile, &listener.keyfile) else {
+        return Ok(());
+    };
+    let config = server_config(listener, cert, key)?;
+    *slot.write().unwrap_or_else(|e| e.into_inner()) = config;
+    Ok(())
 }
 
 impl std::fmt::Debug for Wrap {
@@ -48,7 +69,10 @@ impl std::fmt::Debug for Wrap {
 /// Builds what `listener` needs, reading its certificate files.
 pub(crate) fn wrap(listener: &ListenerConfig) -> io::Result<Wrap> {
     let tls = match (&listener.certfile, &listener.keyfile) {
-        (Some(cert), Some(key)) => Some(acceptor(listener, cert, key)?),
+        (Some(cert), Some(key)) => {
+            let config = server_config(listener, cert, key)?;
+            Some(Arc::new(std::sync::RwLock::new(config)))
+        }
         _ => None,
     };
     Ok(match (listener.protocol, tls) {
@@ -79,7 +103,11 @@ fn read_certs(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
     }
 }
 
-fn acceptor(listener: &ListenerConfig, cert: &Path, key: &Path) -> io::Result<TlsAcceptor> {
+fn server_config(
+    listener: &ListenerConfig,
+    cert: &Path,
+    key: &Path,
+) -> io::Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = read_certs(cert)?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e))?;
@@ -106,10 +134,19 @@ fn acceptor(listener: &ListenerConfig, cert: &Path, key: &Path) -> io::Result<Tl
         .with_single_cert(chain, key)
         .map_err(|e| file_error(cert, e))?;
     config.alpn_protocols = vec![b"mqtt".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok(Arc::new(config))
 }
 
 impl Wrap {
+    /// The TLS slot, for reloading.
+    pub fn tls(&self) -> Option<&TlsSlot> {
+        match self {
+            Wrap::Plain => None,
+            Wrap::Tls(slot) => Some(slot),
+            Wrap::WebSocket { tls, .. } => tls.as_ref(),
+        }
+    }
+
     /// For the start-up log and errors.
     pub fn describe(&self) -> String {
         match self {
@@ -130,8 +167,8 @@ impl Wrap {
         let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
             match self {
                 Wrap::Plain => Ok(Stream::Tcp(tcp)),
-                Wrap::Tls(acceptor) => {
-                    let tls = acceptor.accept(tcp).await?;
+                Wrap::Tls(slot) => {
+                    let tls = acceptor(slot).accept(tcp).await?;
                     Ok(Stream::other(tls, peer))
                 }
                 Wrap::WebSocket { tls: None, path } => {
@@ -139,10 +176,10 @@ impl Wrap {
                     Ok(Stream::other(ws, peer))
                 }
                 Wrap::WebSocket {
-                    tls: Some(acceptor),
+                    tls: Some(slot),
                     path,
                 } => {
-                    let tls = acceptor.accept(tcp).await?;
+                    let tls = acceptor(slot).accept(tcp).await?;
                     let ws = upgrade(tls, path, max).await?;
                     Ok(Stream::other(ws, peer))
                 }

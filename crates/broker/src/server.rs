@@ -27,6 +27,8 @@ pub struct Broker {
     local_addr: SocketAddr,
     /// Each of `config.listeners` that listens: what it speaks, and where.
     listeners: Vec<(String, SocketAddr)>,
+    /// Each `config.listeners` entry's TLS slot (reloaded on SIGHUP).
+    tls_slots: Vec<Option<listeners::TlsSlot>>,
     shutdown: broadcast::Sender<()>,
     tasks: JoinSet<()>,
     shared: Arc<Shared>,
@@ -56,6 +58,7 @@ impl Broker {
             .iter()
             .map(listeners::wrap)
             .collect::<io::Result<Vec<_>>>()?;
+        let tls_slots = wraps.iter().map(|w| w.tls().cloned()).collect();
         let extra: Vec<(SocketAddr, bool, bool)> = config
             .listeners
             .iter()
@@ -101,6 +104,7 @@ impl Broker {
         Ok(Broker {
             local_addr,
             listeners,
+            tls_slots,
             shutdown,
             tasks,
             shared,
@@ -116,6 +120,25 @@ impl Broker {
     /// each speaks ("MQTT over TLS", …) and where.
     pub fn listeners(&self) -> &[(String, SocketAddr)] {
         &self.listeners
+    }
+
+    /// Reads certificates, keys and the password file again (what SIGHUP
+    /// does), from `config` (the file read again). What fails keeps its old
+    /// state; the errors are returned, one line each. Listeners themselves
+    /// (addresses, protocols) change only with a restart.
+    pub fn reload(&self, config: &Config) -> Vec<String> {
+        let mut errors = Vec::new();
+        for (listener, slot) in config.listeners.iter().zip(&self.tls_slots) {
+            if let Some(slot) = slot {
+                if let Err(e) = listeners::reload(listener, slot) {
+                    errors.push(format!("listener {}: {e}", listener.address));
+                }
+            }
+        }
+        if let Err(e) = self.shared.auth.reload(config) {
+            errors.push(e);
+        }
+        errors
     }
 
     /// The durability mode and where the data is, for the start-up line.

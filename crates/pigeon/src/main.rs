@@ -189,10 +189,10 @@ fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, &args))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, args: &BrokerArgs) -> anyhow::Result<()> {
     let listen = config.listen;
     let anonymous = match config.anonymous_allowed(listen, None) {
         true => "anonymous clients allowed",
@@ -215,10 +215,49 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         println!("{what} on {at}");
     }
     println!("durability: {}", broker.store_description());
-    shutdown_signal().await;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            () = hangup() => reload(&broker, args),
+        }
+    }
     println!("shutting down");
     broker.shutdown().await;
     Ok(())
+}
+
+/// SIGHUP (never, where there is none).
+async fn hangup() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            hup.recv().await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+/// SIGHUP: certificates, keys and the password file are read again from
+/// the configuration file; what fails keeps its old state, and says so.
+fn reload(broker: &Broker, args: &BrokerArgs) {
+    let config = match load_config(args) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!("reload refused, the running configuration stays: {e:#}");
+            return;
+        }
+    };
+    let errors = broker.reload(&config);
+    for e in &errors {
+        tracing::error!("reload: {e}; the old one stays");
+    }
+    if errors.is_empty() {
+        tracing::info!("reloaded certificates and the password file");
+    }
 }
 
 async fn shutdown_signal() {

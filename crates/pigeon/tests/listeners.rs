@@ -518,3 +518,153 @@ fn a_listener_open_to_the_network_wants_a_user_name_unless_told_otherwise() {
         "{printed}"
     );
 }
+
+#[tokio::test]
+async fn sighup_reloads_certificates_and_passwords_without_dropping_anyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    let second = dir.path().join("second");
+    std::fs::create_dir_all(&first).unwrap();
+    std::fs::create_dir_all(&second).unwrap();
+    make_pki(&first);
+    make_pki(&second);
+    let live = dir.path().join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    for name in ["server.pem", "server.key"] {
+        std::fs::copy(first.join(name), live.join(name)).unwrap();
+    }
+    let passwords = dir.path().join("passwords");
+    let pw = passwords.to_str().unwrap();
+    let out = pigeon(&["passwd", "-c", "-b", "-H", "sha512", pw, "alice", "one"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let (plain, tls) = (free_port(), free_port());
+    let config = dir.path().join("pigeon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{plain}\"\ndurability = \"memory\"\ndata_dir = \"{d}/data\"\npassword_file = \"{pw}\"\n\
+             [[listeners]]\naddress = \"127.0.0.1:{tls}\"\ncertfile = \"{l}/server.pem\"\nkeyfile = \"{l}/server.key\"\n",
+            d = dir.path().display(),
+            l = live.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("broker.log");
+    let mut broker = std::process::Command::new(PIGEON)
+        .args(["broker", "-c", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_listening(plain);
+    wait_listening(tls);
+    let ca = |d: &Path| d.join("ca.pem").display().to_string();
+    let (tls_port, plain_port) = (tls.to_string(), plain.to_string());
+    let publish = |ca_file: &str, user: &str, password: &str| {
+        let args = [
+            "pub",
+            "-h",
+            "localhost",
+            "-p",
+            &tls_port,
+            "--cafile",
+            ca_file,
+            "-u",
+            user,
+            "-P",
+            password,
+            "-t",
+            "hup/x",
+            "-m",
+            "x",
+            "-q",
+            "1",
+        ];
+        code(&run(PIGEON, &args, b""))
+    };
+    assert_eq!(publish(&ca(&first), "alice", "one"), 0);
+    // A client connected before the reload, over TLS.
+    let options = Options::new("localhost", tls)
+        .credentials("alice", Some(b"one"))
+        .tls(TlsOptions {
+            ca_file: Some(first.join("ca.pem")),
+            ..TlsOptions::default()
+        });
+    let (early, mut early_events) = AsyncClient::new(options.client_id("early"));
+    assert!(matches!(
+        early_events.recv().await,
+        Some(Event::Connected { .. })
+    ));
+    early.subscribe("hup/#", QoS::AtLeastOnce).await.unwrap();
+
+    // New certificate and password, then SIGHUP.
+    for name in ["server.pem", "server.key"] {
+        std::fs::copy(second.join(name), live.join(name)).unwrap();
+    }
+    let out = pigeon(&["passwd", "-b", "-H", "sha512", pw, "alice", "two"]);
+    assert_eq!(code(&out), 0);
+    let hup = |pid: u32| {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    hup(broker.id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while publish(&ca(&second), "alice", "two") != 0 {
+        assert!(std::time::Instant::now() < deadline, "no reload");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_ne!(
+        publish(&ca(&first), "alice", "two"),
+        0,
+        "the old certificate is gone"
+    );
+    let refused = run(
+        PIGEON,
+        &[
+            "pub",
+            "-p",
+            &plain_port,
+            "-u",
+            "alice",
+            "-P",
+            "one",
+            "-t",
+            "t",
+            "-m",
+            "x",
+        ],
+        b"",
+    );
+    assert_eq!(code(&refused), 4, "the old password is gone");
+    // The early client was not dropped: it still hears what is published.
+    let mut heard = 0;
+    while heard < 1 {
+        match tokio::time::timeout(Duration::from_secs(5), early_events.recv()).await {
+            Ok(Some(Event::Message(m))) if m.topic.as_str() == "hup/x" => heard += 1,
+            Ok(Some(Event::Disconnected { .. })) => panic!("the reload dropped a client"),
+            Ok(Some(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // A broken password file: the old one stays, and the log says so.
+    std::fs::write(&passwords, "alice:$7$garbage\n").unwrap();
+    hup(broker.id());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        publish(&ca(&second), "alice", "two"),
+        0,
+        "the running file stays"
+    );
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("password_file") && logged.contains("the old one stays"),
+        "{logged}"
+    );
+    drop(early);
+}

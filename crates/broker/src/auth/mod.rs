@@ -129,6 +129,13 @@ pub trait Authenticator: Debug + Send + Sync {
         false
     }
 
+    /// Reads its files again (SIGHUP). On an error the old state stays and
+    /// the error is returned, to be logged.
+    fn reload(&self, config: &crate::Config) -> Result<(), String> {
+        let _ = config;
+        Ok(())
+    }
+
     /// The enhanced authentication method called `name`, if offered. A
     /// CONNECT naming another gets CONNACK 0x8C (MQTT-4.12.0-1).
     fn method(&self, name: &str) -> Option<&dyn AuthMethod> {
@@ -143,8 +150,9 @@ pub trait Authenticator: Debug + Send + Sync {
 /// offered when it has users.
 #[derive(Debug, Default)]
 pub struct DefaultPolicy {
-    /// Users and password hashes, if a password file is configured.
-    pub passwords: Option<password::PasswordFile>,
+    /// Users and password hashes, if a password file is configured
+    /// (replaced whole on reload).
+    pub passwords: std::sync::RwLock<Option<std::sync::Arc<password::PasswordFile>>>,
     /// SCRAM-SHA-256 users, if configured.
     pub scram: Option<scram::ScramSha256>,
 }
@@ -168,25 +176,49 @@ impl DefaultPolicy {
                 Some(scram)
             }
         };
-        let path = &config.password_file;
-        let passwords =
-            match path.as_os_str().is_empty() {
-                true => None,
-                false => Some(password::PasswordFile::read(path).map_err(|e| {
-                    crate::ConfigError::Value {
-                        key: "password_file".into(),
-                        value: path.display().to_string(),
-                        allowed: format!("{e} (make one with `pigeon passwd -c FILE USER`)"),
-                    }
-                })?),
-            };
-        Ok(DefaultPolicy { passwords, scram })
+        let passwords = read_passwords(config)?;
+        Ok(DefaultPolicy {
+            passwords: std::sync::RwLock::new(passwords),
+            scram,
+        })
+    }
+}
+
+/// The password file `config` names, if any.
+fn read_passwords(
+    config: &crate::Config,
+) -> Result<Option<std::sync::Arc<password::PasswordFile>>, crate::ConfigError> {
+    let path = &config.password_file;
+    if path.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let file = password::PasswordFile::read(path).map_err(|e| crate::ConfigError::Value {
+        key: "password_file".into(),
+        value: path.display().to_string(),
+        allowed: format!("{e} (make one with `pigeon passwd -c FILE USER`)"),
+    })?;
+    Ok(Some(std::sync::Arc::new(file)))
+}
+
+impl DefaultPolicy {
+    fn passwords(&self) -> Option<std::sync::Arc<password::PasswordFile>> {
+        self.passwords
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 }
 
 impl Authenticator for DefaultPolicy {
+    fn reload(&self, config: &crate::Config) -> Result<(), String> {
+        let passwords = read_passwords(config).map_err(|e| e.to_string())?;
+        let mut held = self.passwords.write().unwrap_or_else(|e| e.into_inner());
+        *held = passwords;
+        Ok(())
+    }
+
     fn authenticate(&self, credentials: &Credentials<'_>) -> Result<(), Refusal> {
-        match (credentials.username, &self.passwords) {
+        match (credentials.username, self.passwords()) {
             (None, _) if !credentials.anonymous_allowed => Err(Refusal::with_reason(
                 ReasonCode::NOT_AUTHORIZED,
                 "anonymous clients are not allowed: give a user name and password",
@@ -206,7 +238,7 @@ impl Authenticator for DefaultPolicy {
     }
 
     fn blocking(&self, credentials: &Credentials<'_>) -> bool {
-        credentials.username.is_some() && self.passwords.is_some()
+        credentials.username.is_some() && self.passwords().is_some()
     }
 
     fn method(&self, name: &str) -> Option<&dyn AuthMethod> {
