@@ -30,6 +30,16 @@ def wait_for_port(port, proc, timeout=10.0):
     raise RuntimeError(f"broker did not listen on {port} within {timeout}s")
 
 
+def stop(proc):
+    """Stops a broker this file started, by its PID: SIGTERM, then SIGKILL."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture
 def broker(tmp_path):
     """The port of a freshly started Pigeon broker (default durability,
@@ -45,12 +55,7 @@ def broker(tmp_path):
         wait_for_port(port, proc)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def make_certificates(directory):
@@ -104,9 +109,4 @@ keyfile = "{key}"
             wait_for_port(port, proc)
         yield dict(ports, ca=ca)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)

@@ -13,23 +13,14 @@ use pigeon_client::{AsyncClient, Event, Options, Protocol, QoS, TlsOptions};
 mod common;
 use common::*;
 
-/// A CA, a server certificate for localhost and a client certificate.
-fn make_pki(dir: &Path) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "listeners test CA");
-    let ca_key = KeyPair::generate().unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.self_signed(&ca_key).unwrap().pem()).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    for name in ["server", "client"] {
-        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+/// The payload of the next message (other events skipped), within 5 s.
+async fn next_payload(events: &mut pigeon_client::Events) -> bytes::Bytes {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
+            Ok(Some(Event::Message(m))) => return m.publish.payload,
+            Ok(Some(_)) => {}
+            other => panic!("{other:?}"),
+        }
     }
 }
 
@@ -333,16 +324,7 @@ async fn a_bad_websocket_client_is_closed_and_no_one_else_notices() {
     good.publish("ok", QoS::AtMostOnce, false, "still here")
         .await
         .unwrap();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), good_events.recv()).await {
-            Ok(Some(Event::Message(m))) => {
-                assert_eq!(&m.payload[..], b"still here");
-                break;
-            }
-            Ok(Some(_)) => {}
-            other => panic!("{other:?}"),
-        }
-    }
+    assert_eq!(next_payload(&mut good_events).await, b"still here"[..]);
 }
 
 #[test]
@@ -413,16 +395,7 @@ async fn with_no_configuration_websocket_listens_beside_mqtt() {
     tcp.publish("default/x", QoS::AtLeastOnce, false, "across")
         .await
         .unwrap();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws_events.recv()).await {
-            Ok(Some(Event::Message(m))) => {
-                assert_eq!(&m.payload[..], b"across");
-                break;
-            }
-            Ok(Some(_)) => {}
-            other => panic!("{other:?}"),
-        }
-    }
+    assert_eq!(next_payload(&mut ws_events).await, b"across"[..]);
     tcp.disconnect().await.unwrap();
     ws.disconnect().await.unwrap();
     let _ = child.kill();

@@ -664,7 +664,8 @@ fn tls_flags_against_mosquitto() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let pki = make_pki(dir.path());
+    make_pki(dir.path());
+    let pki = Pki::in_dir(dir.path());
     let broker = mosquitto_broker(&format!(
         "allow_anonymous true\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
         pki.ca.display(),
@@ -776,6 +777,7 @@ fn tls_flags_against_mosquitto() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
 
+/// The files `make_pki` writes.
 struct Pki {
     ca: PathBuf,
     server_cert: PathBuf,
@@ -784,30 +786,14 @@ struct Pki {
     client_key: PathBuf,
 }
 
-fn make_pki(dir: &Path) -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    // OpenSSL finds the issuer by name: the CA needs one.
-    ca.distinguished_name
-        .push(DnType::CommonName, "pigeon tools test CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    for name in ["server", "client"] {
-        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-    }
-    Pki {
-        ca: dir.join("ca.pem"),
-        server_cert: dir.join("server.pem"),
-        server_key: dir.join("server.key"),
-        client_cert: dir.join("client.pem"),
-        client_key: dir.join("client.key"),
+impl Pki {
+    fn in_dir(dir: &Path) -> Pki {
+        Pki {
+            ca: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+        }
     }
 }
