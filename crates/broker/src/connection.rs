@@ -1261,9 +1261,26 @@ async fn authenticate(
         protocol: connect.protocol,
         anonymous_allowed,
     };
-    if !shared.auth.blocking(&credentials) {
-        return shared.auth.authenticate(&credentials);
+    match shared.auth.blocking(&credentials) {
+        false => shared.auth.authenticate(&credentials),
+        // Boxed: its state would otherwise enlarge every CONNECT's future.
+        true => {
+            Box::pin(authenticate_blocking(
+                shared.clone(),
+                connect,
+                anonymous_allowed,
+            ))
+            .await
+        }
     }
+}
+
+/// `authenticate` on tokio's blocking pool.
+async fn authenticate_blocking(
+    shared: Arc<Shared>,
+    connect: &Connect,
+    anonymous_allowed: bool,
+) -> Result<(), Refusal> {
     let client_id = connect.client_id.as_str().to_owned();
     let username = connect.username.as_deref().map(str::to_owned);
     let password = connect.password.clone();
@@ -1292,7 +1309,10 @@ const SHARED_PAYLOAD_MIN: usize = 1024;
 async fn write_all_vectored(stream: &mut Stream, mut chunks: VecDeque<Bytes>) -> io::Result<()> {
     while !chunks.is_empty() {
         let slices: Vec<IoSlice<'_>> = chunks.iter().take(64).map(|c| IoSlice::new(c)).collect();
-        let mut written = stream.write_vectored(&slices).await?;
+        // Polled directly (no future per write): the connection's task is
+        // sized for its largest state, and this is one of them.
+        let mut written =
+            std::future::poll_fn(|cx| stream.poll_write_vectored(cx, &slices)).await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -1309,7 +1329,7 @@ async fn write_all_vectored(stream: &mut Stream, mut chunks: VecDeque<Bytes>) ->
             }
         }
     }
-    Ok(())
+    std::future::poll_fn(|cx| stream.poll_flush(cx)).await
 }
 
 /// Waits until the socket may have input. Polled directly rather than

@@ -20,7 +20,7 @@ use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, Stream as _};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -115,20 +115,23 @@ impl Stream {
         }
     }
 
-    /// Writes `slices` (some of them), as `write_vectored`.
-    pub async fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    /// Writes some of `slices`, as `poll_write_vectored`.
+    pub fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        slices: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         match self {
-            Stream::Tcp(s) => s.write_vectored(slices).await,
-            Stream::Other(o) => {
-                // TLS and WebSocket buffer: write everything, then flush.
-                let mut total = 0;
-                for slice in slices {
-                    o.io.write_all(slice).await?;
-                    total += slice.len();
-                }
-                o.io.flush().await?;
-                Ok(total)
-            }
+            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, slices),
+            Stream::Other(o) => Pin::new(&mut o.io).poll_write_vectored(cx, slices),
+        }
+    }
+
+    /// Pushes out what TLS or WebSocket buffered (nothing to do for TCP).
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Tcp(_) => Poll::Ready(Ok(())),
+            Stream::Other(o) => Pin::new(&mut o.io).poll_flush(cx),
         }
     }
 }
