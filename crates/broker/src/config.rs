@@ -223,6 +223,10 @@ pub struct Limits {
     pub topic_alias_maximum: u16,
     /// Longest Session Expiry Interval honoured, in seconds.
     pub max_session_expiry: u32,
+    /// How long a client refused for its credentials waits for its CONNACK,
+    /// in milliseconds (slows password guessing; only that connection's
+    /// task waits).
+    pub auth_failure_delay_ms: u64,
 }
 
 impl Default for Config {
@@ -260,6 +264,7 @@ impl Default for Limits {
             max_keep_alive: 65_535,
             topic_alias_maximum: 64,
             max_session_expiry: u32::MAX,
+            auth_failure_delay_ms: 500,
         }
     }
 }

@@ -485,6 +485,8 @@ impl Conn {
                     "refused: {}",
                     refusal.reason.as_deref().unwrap_or(refusal.code.name())
                 );
+                let delay = self.shared.config.limits.auth_failure_delay_ms;
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
                 self.refuse(refusal);
                 return;
             }

@@ -118,3 +118,26 @@ fn a_broken_password_file_stops_the_broker_with_its_line() {
     );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn a_wrong_password_is_answered_late() {
+    // limits.auth_failure_delay_ms (500 by default) holds the CONNACK of a
+    // refused client; a fast hash ($6$) shows the wait is the delay's.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("passwords");
+    let f = file.to_str().unwrap();
+    let out = pigeon(&["passwd", "-c", "-b", "-H", "sha512", f, "bob", "bob-pw"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let broker = broker_with_passwords(dir.path(), &file);
+    let port = broker.port.to_string();
+    let started = std::time::Instant::now();
+    let out = pigeon(&[
+        "pub", "-p", &port, "-u", "bob", "-P", "wrong", "-t", "t", "-m", "x",
+    ]);
+    let waited = started.elapsed();
+    assert_eq!(code(&out), 4);
+    assert!(
+        waited >= std::time::Duration::from_millis(480),
+        "refused after {waited:?}"
+    );
+}
