@@ -13,6 +13,7 @@ use pigeon_proto::topic::{TopicFilter, TopicName};
 use pigeon_proto::{QoS, ReasonCode};
 use tokio::sync::Notify;
 
+use crate::auth::acl::{Access, AclSet, Identity};
 use crate::auth::Authenticator;
 use crate::config::{Config, SharedStrategy};
 use crate::router::{Router, SessionId, ShareGroup, Subscription};
@@ -81,6 +82,8 @@ struct Pick<'a> {
     journal: Option<Journal<'a>>,
     /// A member that is leaving: not a candidate.
     gone: Option<SessionId>,
+    /// Members the ACL does not let read the topic are skipped.
+    acl: Option<&'a AclSet>,
 }
 
 /// A pseudo-random number (for the `random` shared subscription strategy;
@@ -145,6 +148,8 @@ pub(crate) struct Shared {
     released: Notify,
     store: Box<dyn Store>,
     pub auth: Box<dyn Authenticator>,
+    /// The ACL files (replaced whole on SIGHUP).
+    acl: RwLock<Arc<AclSet>>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -156,7 +161,12 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Shared {
-    pub fn new(config: Config, store: Box<dyn Store>, auth: Box<dyn Authenticator>) -> Shared {
+    pub fn new(
+        config: Config,
+        store: Box<dyn Store>,
+        auth: Box<dyn Authenticator>,
+        acl: AclSet,
+    ) -> Shared {
         Shared {
             config,
             started: Instant::now(),
@@ -171,7 +181,46 @@ impl Shared {
             released: Notify::new(),
             store,
             auth,
+            acl: RwLock::new(Arc::new(acl)),
         }
+    }
+
+    /// The ACL, when one is configured (else everything is allowed).
+    pub fn acl(&self) -> Option<Arc<AclSet>> {
+        let acl = read(&self.acl).clone();
+        acl.is_active().then_some(acl)
+    }
+
+    /// Puts new ACL rules in place (SIGHUP).
+    pub fn set_acl(&self, acl: AclSet) {
+        *write(&self.acl) = Arc::new(acl);
+    }
+
+    /// Whether `session` may receive a message on `topic` under `acl`. A
+    /// session without an identity (stored before ACLs) may not.
+    fn may_read(acl: Option<&AclSet>, session: &Session, topic: &str) -> bool {
+        let Some(acl) = acl else { return true };
+        let identity = session.lock().identity.clone();
+        identity.is_some_and(|id| acl.allows(&id, &session.client_id, topic, Access::Read))
+    }
+
+    /// Publishes a will, if its client may still write its topic (the ACL
+    /// may have changed since CONNECT).
+    fn publish_will(&self, session: &Session, identity: Option<&Identity>, will: Arc<Publish>) {
+        if let Some(acl) = self.acl() {
+            let allowed = identity.is_some_and(|id| {
+                acl.allows(id, &session.client_id, will.topic.as_str(), Access::Write)
+            });
+            if !allowed {
+                tracing::info!(
+                    client_id = %session.client_id,
+                    "will not published: the ACL denies write to '{}'",
+                    will.topic.as_str()
+                );
+                return;
+            }
+        }
+        self.publish(will, None);
     }
 
     /// Rebuilds what the store held: sessions (disconnected, with their
@@ -190,6 +239,13 @@ impl Shared {
                 let mut inner = session.lock();
                 inner.persistent = true;
                 inner.expiry = found.expiry;
+                inner.identity = found.identity.map(|id| {
+                    let listener = Identity::listener_of(&id.listener_name, &self.config);
+                    Arc::new(Identity {
+                        listener,
+                        ..Identity::clone(&id)
+                    })
+                });
                 let left = now.checked_sub(found.offline_for).unwrap_or(now);
                 inner.disconnected_at = Some(left);
                 match (found.connected, found.will) {
@@ -233,7 +289,7 @@ impl Shared {
         // each will goes once (it is cleared in the same commit).
         for (session, will) in ended {
             let _group = Group::begin(&*self.store);
-            let (due, kept) = {
+            let (due, kept, identity) = {
                 let mut inner = session.lock();
                 let settled = inner.settle_will(will, now);
                 self.store.submit(Op::Session {
@@ -241,18 +297,22 @@ impl Shared {
                     expiry: inner.expiry,
                     disconnected_at: Some(unix_now()),
                     will: settled.1.clone(),
+                    identity: inner.identity.clone(),
                 });
-                settled
+                (settled.0, settled.1, inner.identity.clone())
             };
             drop(kept);
             if let Some(will) = due {
-                self.publish(will, None);
+                self.publish_will(&session, identity.as_deref(), will);
             }
         }
         // Sessions that expired while the broker was down end now, and
-        // their waiting wills with them.
-        for will in recovered.due_wills {
-            self.publish(will, None);
+        // their waiting wills with them. (Their identities are gone with
+        // them: under an ACL these wills are not sent.)
+        if self.acl().is_none() {
+            for will in recovered.due_wills {
+                self.publish(will, None);
+            }
         }
     }
 
@@ -278,6 +338,7 @@ impl Shared {
         clean_start: bool,
         expiry: Option<u32>,
         will: Option<Arc<LastWill>>,
+        identity: Arc<Identity>,
     ) -> Attached {
         let existing = self.sessions().get(client_id).cloned();
         if let Some(old) = &existing {
@@ -315,6 +376,7 @@ impl Shared {
                 kick: None,
             });
             inner.expiry = expiry;
+            inner.identity = Some(identity.clone());
             inner.disconnected_at = None;
             // MQTT-3.1.3-9 (5.0): a new connection to the session before the
             // will delay passed: that will is not sent.
@@ -327,6 +389,7 @@ impl Shared {
                     expiry,
                     disconnected_at: None,
                     will,
+                    identity: Some(identity),
                 }));
             } else if inner.persistent {
                 // Resumed with a session that now ends with the connection:
@@ -384,7 +447,7 @@ impl Shared {
         flow: SessionState,
         will: Option<Arc<LastWill>>,
     ) -> bool {
-        let (ends, due, handed_on) = {
+        let (ends, due, handed_on, identity) = {
             let mut inner = session.lock();
             if inner.owner.as_ref().map(|o| o.generation) != Some(generation) {
                 return false;
@@ -405,16 +468,17 @@ impl Shared {
                     expiry: inner.expiry,
                     disconnected_at: Some(unix_now()),
                     will: waiting,
+                    identity: inner.identity.clone(),
                 });
             }
-            (ends, due, handed_on)
+            (ends, due, handed_on, inner.identity.clone())
         };
         if ends {
             self.remove_session(session);
         }
         self.released.notify_waiters();
         if let Some(will) = due {
-            self.publish(will, None);
+            self.publish_will(session, identity.as_deref(), will);
         }
         for (group, message, expires_at) in handed_on {
             self.redispatch(&group, message, expires_at, session.id);
@@ -497,12 +561,14 @@ impl Shared {
                 message: &body_id,
             });
         let mut routed = Routed::default();
+        let acl = self.acl();
         let pick = Pick {
             message: &message,
             from: None,
             expires_at,
             journal,
             gone: Some(gone),
+            acl: acl.as_deref(),
         };
         self.deliver_shared(&group, &pick, &by_id, &mut routed);
     }
@@ -538,6 +604,9 @@ impl Shared {
                     continue;
                 };
                 if session.lock().owner.is_some() != connected {
+                    continue;
+                }
+                if !Shared::may_read(pick.acl, session, pick.message.topic.as_str()) {
                     continue;
                 }
                 let message = pick.message;
@@ -582,10 +651,12 @@ impl Shared {
         let mut deleted = None;
         let will;
         let handed_on;
+        let identity;
         let filters: Vec<TopicFilter> = {
             let mut inner = session.lock();
             inner.ended = true;
             will = inner.delayed_will.take();
+            identity = inner.identity.clone();
             handed_on = self.hand_on_shared(session, &mut inner, true);
             inner.clear_queue();
             if std::mem::take(&mut inner.persistent) {
@@ -606,7 +677,7 @@ impl Shared {
         // MQTT-3.1.2-8 (5.0): a will still waiting out its delay goes when
         // the session ends.
         if let Some(will) = will {
-            self.publish(will.0.message.clone(), None);
+            self.publish_will(session, identity.as_deref(), will.0.message.clone());
         }
         for (group, message, expires_at) in handed_on {
             self.redispatch(&group, message, expires_at, session.id);
@@ -653,7 +724,7 @@ impl Shared {
             .collect();
         for session in due {
             let _group = Group::begin(&*self.store);
-            let will = {
+            let (will, identity) = {
                 let mut inner = session.lock();
                 let will = inner.delayed_will.take();
                 if inner.persistent {
@@ -662,12 +733,13 @@ impl Shared {
                         expiry: inner.expiry,
                         disconnected_at: Some(unix_now()),
                         will: None,
+                        identity: inner.identity.clone(),
                     });
                 }
-                will
+                (will, inner.identity.clone())
             };
             if let Some(will) = will {
-                self.publish(will.0.message.clone(), None);
+                self.publish_will(&session, identity.as_deref(), will.0.message.clone());
             }
         }
     }
@@ -724,6 +796,8 @@ impl Shared {
             message: &body_id,
         });
         let limits = self.queue_limits();
+        let acl = self.acl();
+        let topic = message.topic.as_str();
         for target in targets {
             if target.no_local && Some(target.session) == from {
                 continue; // MQTT-3.8.3-3 (5.0)
@@ -731,6 +805,9 @@ impl Shared {
             let Some(session) = by_id.get(&target.session) else {
                 continue;
             };
+            if !Shared::may_read(acl.as_deref(), session, topic) {
+                continue;
+            }
             let delivery = Delivery {
                 message: Body::Here(message.clone()),
                 qos: message.qos.min(target.qos),
@@ -763,6 +840,7 @@ impl Shared {
                 expires_at,
                 journal,
                 gone: None,
+                acl: acl.as_deref(),
             };
             self.deliver_shared(group, &pick, &by_id, &mut routed);
         }
@@ -920,7 +998,13 @@ impl Shared {
             qos0_offline: true,
             ..self.queue_limits()
         };
+        let acl = self.acl();
         for (message, expires_at) in matching {
+            // Catalogue AU4: a retained message goes only where its topic
+            // may be read now.
+            if !Shared::may_read(acl.as_deref(), session, message.topic.as_str()) {
+                continue;
+            }
             let body_id = std::sync::OnceLock::new();
             let journal = self.store.is_persistent().then_some(Journal {
                 store: &*self.store,

@@ -31,6 +31,15 @@ pub struct Config {
     /// `$7$` or `$6$`, as `pigeon passwd` or mosquitto_passwd write them).
     /// Empty: no passwords are checked.
     pub password_file: PathBuf,
+    /// Access control list in mosquitto's `acl_file` syntax (`user`,
+    /// `topic [read|write|readwrite|deny] FILTER`, `pattern` with `%u` and
+    /// `%c`). Empty: every client may publish and subscribe to anything
+    /// but `$SYS` writes. A file that does not parse stops the start.
+    pub acl_file: PathBuf,
+    /// What happens to an MQTT 3.x PUBLISH the ACL denies (3.x has no
+    /// reason codes): `drop` acknowledges and discards it, as mosquitto
+    /// does; `disconnect` closes the connection. MQTT 5 clients get 0x87.
+    pub v3_denied_publish: DeniedPublish,
     /// File of SCRAM-SHA-256 users for MQTT 5 enhanced authentication
     /// (`USER:SCRAM-SHA-256$…` lines, RFC 5803); empty: SCRAM is not offered.
     pub scram_users_file: PathBuf,
@@ -46,6 +55,17 @@ pub struct Config {
     /// Listeners besides `listen`: MQTT or WebSocket, with or without TLS
     /// (`[[listeners]]` tables).
     pub listeners: Vec<ListenerConfig>,
+}
+
+/// What happens to a 3.x PUBLISH the ACL denies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeniedPublish {
+    /// Acknowledged and discarded (mosquitto's behaviour).
+    #[default]
+    Drop,
+    /// The connection is closed.
+    Disconnect,
 }
 
 /// What a listener speaks.
@@ -87,6 +107,34 @@ pub struct ListenerConfig {
     /// the global `allow_anonymous`).
     #[serde(default)]
     pub allow_anonymous: Option<bool>,
+    /// Password file for this listener instead of the global one.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// ACL file for this listener instead of the global one.
+    #[serde(default)]
+    pub acl_file: Option<PathBuf>,
+    /// With `require_certificate`: the client certificate's identity (its
+    /// Common Name, else its first DNS or e-mail Subject Alternative Name)
+    /// is the user name, and CONNECT's user name and password are not used.
+    #[serde(default)]
+    pub use_identity_as_username: bool,
+    /// Connections start with a PROXY protocol v1 or v2 header (HAProxy,
+    /// nginx): the client's address is taken from it. Connections without
+    /// one are closed.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    /// Concurrent connections on this listener (besides the broker-wide
+    /// `limits.max_connections`).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// New connections per second this listener accepts (default:
+    /// `limits.connection_rate`).
+    #[serde(default)]
+    pub connection_rate: Option<u32>,
+    /// New connections per second from one IP address (default:
+    /// `limits.connection_rate_per_source`).
+    #[serde(default)]
+    pub connection_rate_per_source: Option<u32>,
     /// A default listener (not from the file): when its port is taken the
     /// broker starts without it and says so.
     #[serde(skip)]
@@ -110,6 +158,13 @@ impl ListenerConfig {
             cafile: None,
             require_certificate: false,
             allow_anonymous: None,
+            password_file: None,
+            acl_file: None,
+            use_identity_as_username: false,
+            proxy_protocol: false,
+            max_connections: None,
+            connection_rate: None,
+            connection_rate_per_source: None,
             optional: true,
         }
     }
@@ -227,6 +282,12 @@ pub struct Limits {
     /// in milliseconds (slows password guessing; only that connection's
     /// task waits).
     pub auth_failure_delay_ms: u64,
+    /// New connections per second one listener accepts; 0 for no limit.
+    /// Connections over it are closed at once.
+    pub connection_rate: u32,
+    /// New connections per second from one IP address, per listener; 0 for
+    /// no limit.
+    pub connection_rate_per_source: u32,
 }
 
 impl Default for Config {
@@ -239,6 +300,8 @@ impl Default for Config {
             store_cache_mb: 64,
             allow_anonymous: None,
             password_file: PathBuf::new(),
+            acl_file: PathBuf::new(),
+            v3_denied_publish: DeniedPublish::Drop,
             scram_users_file: PathBuf::new(),
             sys_interval: 10,
             queue_qos0: false,
@@ -265,6 +328,8 @@ impl Default for Limits {
             topic_alias_maximum: 64,
             max_session_expiry: u32::MAX,
             auth_failure_delay_ms: 500,
+            connection_rate: 0,
+            connection_rate_per_source: 0,
         }
     }
 }
@@ -337,6 +402,17 @@ impl Config {
                     "true",
                     "needs TLS (certfile, keyfile) and a cafile to check client certificates against",
                 ));
+            }
+            if listener.use_identity_as_username && !listener.require_certificate {
+                return Err(bad(
+                    "use_identity_as_username",
+                    "true",
+                    "needs require_certificate = true (and TLS with a cafile): \
+                     the identity comes from the client's certificate",
+                ));
+            }
+            if listener.max_connections == Some(0) {
+                return Err(bad("max_connections", "0", "must be at least 1"));
             }
             if !listener.path.starts_with('/') {
                 return Err(bad(

@@ -24,8 +24,11 @@ use pigeon_proto::topic::{Subscription as Filter, TopicFilter};
 use pigeon_proto::{decode, Error, Packet, PacketId, Protocol, QoS, ReasonCode};
 use tokio::sync::broadcast;
 
+use crate::auth::acl::{Access, Identity};
 use crate::auth::{AuthExchange, AuthStep, Credentials, Refusal};
 use crate::broker::Shared;
+use crate::config::DeniedPublish;
+use crate::listeners::Listener;
 use crate::router::Subscription;
 use crate::session::{Body, Delivery, Session};
 use crate::store::{Expiring, Group, LastWill, NotStored, Op, Pending, Seq, Stored};
@@ -46,14 +49,13 @@ fn now() -> Instant {
 pub(crate) fn serve(
     shared: Arc<Shared>,
     stream: Stream,
-    anonymous_allowed: bool,
+    listener: Arc<Listener>,
     shutdown: broadcast::Receiver<()>,
 ) -> impl std::future::Future<Output = ()> + Send {
     if let Stream::Tcp(tcp) = &stream {
         let _ = tcp.set_nodelay(true);
     }
-    let mut conn = Conn::new(shared, stream);
-    conn.anonymous_allowed = anonymous_allowed;
+    let mut conn = Conn::new(shared, stream, listener);
     async move {
         let served = match conn.handshake(shutdown).await {
             Ok(()) => conn.run().await,
@@ -100,6 +102,8 @@ struct Held {
     /// A message from a shared subscription was sent in flight: its
     /// acknowledgement is noted on the session.
     shared_sent: bool,
+    /// Who the client is, for the ACL.
+    identity: Arc<Identity>,
 }
 
 struct Conn {
@@ -126,9 +130,11 @@ struct Conn {
     connack_written: bool,
     /// The client sent DISCONNECT: no will unless it asked (0x04).
     clean_exit: bool,
-    /// The listener admits clients without a user name.
-    anonymous_allowed: bool,
+    /// The listener it came in on (its auth settings and limits).
+    listener: Arc<Listener>,
     will_requested: bool,
+    /// An ACL refusal was logged at info level (later ones go to debug).
+    acl_logged: bool,
 }
 
 // Memory per idle connection (issue 3 asks for at most 2 KiB) is mostly
@@ -137,7 +143,7 @@ struct Conn {
 // connected client hears it through its session, as a take-over), readiness
 // polled without a waiter of its own, and buffers given back when idle.
 impl Conn {
-    fn new(shared: Arc<Shared>, stream: Stream) -> Conn {
+    fn new(shared: Arc<Shared>, stream: Stream, listener: Arc<Listener>) -> Conn {
         let config = flow::Config {
             max_inflight: shared.config.limits.max_inflight,
             max_outbound_aliases: match shared.config.features.outbound_topic_aliases {
@@ -163,8 +169,9 @@ impl Conn {
             batch: Vec::new(),
             connack_written: false,
             clean_exit: false,
-            anonymous_allowed: false,
+            listener,
             will_requested: false,
+            acl_logged: false,
         }
     }
 
@@ -473,21 +480,26 @@ impl Conn {
             self.refuse(refusal);
             return;
         }
+        // The user name: from the client certificate on a listener that
+        // says so (CONNECT's user name and password are then not used).
+        let cert_user = match self.listener.identity_as_username {
+            true => match self.stream.cert_identity() {
+                Some(name) => Some(name.to_owned()),
+                None => {
+                    self.refuse_logged(&connect, None, ReasonCode::NOT_AUTHORIZED.into());
+                    return;
+                }
+            },
+            false => None,
+        };
         // With an Authentication Method the method decides (§4.12).
-        if connect.properties.authentication_method.is_none() {
+        if connect.properties.authentication_method.is_none() && cert_user.is_none() {
             let shared = self.shared.clone();
-            if let Err(refusal) = authenticate(shared, &connect, self.anonymous_allowed).await {
-                let user = connect.username.as_deref().unwrap_or("(none)");
-                tracing::info!(
-                    client_id = connect.client_id.as_str(),
-                    user,
-                    peer = ?self.stream.peer_addr().ok(),
-                    "refused: {}",
-                    refusal.reason.as_deref().unwrap_or(refusal.code.name())
-                );
+            let listener = self.listener.clone();
+            if let Err(refusal) = authenticate(shared, &connect, &listener).await {
                 let delay = self.shared.config.limits.auth_failure_delay_ms;
                 tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-                self.refuse(refusal);
+                self.refuse_logged(&connect, None, refusal);
                 return;
             }
         }
@@ -502,6 +514,23 @@ impl Conn {
             }
             Authenticated::Refused => return,
         };
+        let username: Option<String> = match (cert_user, &self.auth) {
+            (Some(name), _) => Some(name),
+            (None, Some(auth)) => auth.exchange.user().map(str::to_owned),
+            (None, None) => None,
+        };
+        let username = username.as_deref().or(connect.username.as_deref());
+        let identity = self.listener.identity(username);
+        if let (Some(will), Some(acl)) = (&connect.will, self.shared.acl()) {
+            let topic = will.topic.as_str();
+            let id = connect.client_id.as_str();
+            if !acl.allows(&identity, id, topic, Access::Write) {
+                let why = format!("the ACL denies write to '{topic}' (the will topic)");
+                let refusal = Refusal::with_reason(ReasonCode::NOT_AUTHORIZED, &why);
+                self.refuse_logged(&connect, username, refusal);
+                return;
+            }
+        }
         let v5 = connect.protocol.is_v5();
         let mut connack = ConnAck::default();
         let mut client_id: Arc<str> = connect.client_id.as_str().into();
@@ -520,7 +549,13 @@ impl Conn {
         });
         let attached = self
             .shared
-            .attach(&client_id, connect.clean_start, expiry, will.clone())
+            .attach(
+                &client_id,
+                connect.clean_start,
+                expiry,
+                will.clone(),
+                identity.clone(),
+            )
             .await;
         // CONNACK waits until a persistent session is on disk (and one it
         // replaced is gone from it).
@@ -575,6 +610,7 @@ impl Conn {
             generation: attached.generation,
             persistent: attached.seq.is_some(),
             shared_sent: false,
+            identity,
         });
         let stats = &self.shared.stats;
         let connected = stats.clients_connected.fetch_add(1, Ordering::Relaxed) + 1;
@@ -582,6 +618,21 @@ impl Conn {
             .clients_maximum
             .fetch_max(connected, Ordering::Relaxed);
         tracing::debug!(client_id = %client_id, protocol = %connect.protocol, "client connected");
+    }
+
+    /// Refuses the CONNECT, saying why in the log once: the client id, user
+    /// name, address, listener and reason.
+    fn refuse_logged(&mut self, connect: &Connect, username: Option<&str>, refusal: Refusal) {
+        let user = username.or(connect.username.as_deref()).unwrap_or("(none)");
+        tracing::info!(
+            client_id = connect.client_id.as_str(),
+            user,
+            peer = ?self.stream.peer_addr().ok(),
+            listener = %self.listener.name,
+            "refused: {}",
+            refusal.reason.as_deref().unwrap_or(refusal.code.name())
+        );
+        self.refuse(refusal);
     }
 
     /// Refuses the CONNECT with `refusal`'s code, Reason String and Server
@@ -735,6 +786,7 @@ impl Conn {
         let packet_id = publish.packet_id.take();
         let qos = publish.qos;
         let mut unstored = false;
+        let mut acl_denied = false;
         let code = if publish
             .topic
             .check_levels(self.shared.config.limits.max_topic_levels)
@@ -744,6 +796,20 @@ impl Conn {
         } else if publish.topic.as_str().starts_with("$SYS") {
             // Catalogue P5: clients do not write the broker's own topics.
             ReasonCode::NOT_AUTHORIZED
+        } else if !self.acl_allows(publish.topic.as_str(), None) {
+            if !self.flow.protocol().is_v5()
+                && self.shared.config.v3_denied_publish == DeniedPublish::Disconnect
+            {
+                self.flow
+                    .disconnect(ReasonCode::NOT_AUTHORIZED, Properties::default());
+                return;
+            }
+            // 3.x: acknowledged as usual and dropped (mosquitto's way).
+            acl_denied = true;
+            match self.flow.protocol().is_v5() {
+                true => ReasonCode::NOT_AUTHORIZED,
+                false => ReasonCode::SUCCESS,
+            }
         } else if self.shared.config.features.validate_utf8_payload
             && publish.properties.payload_format_indicator == Some(true)
             && std::str::from_utf8(&publish.payload).is_err()
@@ -812,6 +878,9 @@ impl Conn {
             ReasonCode::TOPIC_NAME_INVALID => {
                 Some("the topic has more levels than the broker allows")
             }
+            ReasonCode::NOT_AUTHORIZED if acl_denied => {
+                Some("the ACL does not allow publishing to this topic")
+            }
             ReasonCode::NOT_AUTHORIZED => Some("clients may not publish to $SYS topics"),
             ReasonCode::PAYLOAD_FORMAT_INVALID => {
                 Some("the payload is not UTF-8 although its Payload Format Indicator says it is")
@@ -830,6 +899,36 @@ impl Conn {
             self.disconnect_unstored();
         }
         ReasonCode::QUOTA_EXCEEDED
+    }
+
+    /// Whether the ACL lets this client publish to `topic` (`filter`
+    /// `None`) or subscribe to `topic` as a filter. A refusal is logged:
+    /// the first at info level, later ones at debug.
+    fn acl_allows(&mut self, topic: &str, filter: Option<&Filter>) -> bool {
+        let Some(acl) = self.shared.acl() else {
+            return true;
+        };
+        let Some(held) = &self.held else { return false };
+        let client_id = &held.session.client_id;
+        let allowed = match filter {
+            None => acl.allows(&held.identity, client_id, topic, Access::Write),
+            Some(_) => acl.allows_subscribe(&held.identity, client_id, topic),
+        };
+        if !allowed {
+            let what = match filter {
+                None => "write to",
+                Some(_) => "subscribe to",
+            };
+            let user = held.identity.username.as_deref().unwrap_or("(anonymous)");
+            let message = format!("ACL denies {what} '{topic}' for user '{user}'");
+            match std::mem::replace(&mut self.acl_logged, true) {
+                false => {
+                    tracing::info!(client_id = %client_id, listener = %self.listener.name, "{message} (further refusals of this client are logged at debug level)")
+                }
+                true => tracing::debug!(client_id = %client_id, "{message}"),
+            }
+        }
+        allowed
     }
 
     fn on_subscribe(&mut self, subscribe: Subscribe) {
@@ -870,6 +969,9 @@ impl Conn {
                         .disconnect(ReasonCode::PROTOCOL_ERROR, Properties::default());
                     return;
                 }
+                Ok(parsed) if !self.acl_allows(acl_filter(&parsed), Some(&parsed)) => {
+                    ReasonCode::NOT_AUTHORIZED
+                }
                 Ok(_) if session.lock().subscriptions.len() >= limits.max_subscriptions => {
                     ReasonCode::QUOTA_EXCEEDED
                 }
@@ -891,6 +993,7 @@ impl Conn {
         let reason = codes.iter().find_map(|code| match *code {
             ReasonCode::TOPIC_FILTER_INVALID => Some("a topic filter is not valid"),
             ReasonCode::QUOTA_EXCEEDED => Some("too many subscriptions (limits.max_subscriptions)"),
+            ReasonCode::NOT_AUTHORIZED => Some("the ACL does not allow subscribing to this filter"),
             ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED => {
                 Some("shared subscriptions are turned off")
             }
@@ -1214,6 +1317,7 @@ fn will_message(will: Will) -> Publish {
 impl Drop for Conn {
     fn drop(&mut self) {
         self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+        self.listener.release();
     }
 }
 
@@ -1228,6 +1332,14 @@ fn session_expiry(connect: &Connect, max: u32) -> Option<u32> {
         },
         _ if connect.clean_start => Some(0),
         _ => None,
+    }
+}
+
+/// The filter the ACL checks: a shared subscription's own filter.
+fn acl_filter(filter: &Filter) -> &str {
+    match filter {
+        Filter::Plain(f) => f.as_str(),
+        Filter::Shared(s) => s.filter().as_str(),
     }
 }
 
@@ -1254,14 +1366,16 @@ fn rand_id() -> u64 {
 async fn authenticate(
     shared: Arc<Shared>,
     connect: &Connect,
-    anonymous_allowed: bool,
+    listener: &Listener,
 ) -> Result<(), Refusal> {
+    let (anonymous_allowed, index) = (listener.anonymous, listener.index);
     let credentials = Credentials {
         client_id: connect.client_id.as_str(),
         username: connect.username.as_deref(),
         password: connect.password.as_deref(),
         protocol: connect.protocol,
         anonymous_allowed,
+        listener: index,
     };
     match shared.auth.blocking(&credentials) {
         false => shared.auth.authenticate(&credentials),
@@ -1271,6 +1385,7 @@ async fn authenticate(
                 shared.clone(),
                 connect,
                 anonymous_allowed,
+                index,
             ))
             .await
         }
@@ -1282,6 +1397,7 @@ async fn authenticate_blocking(
     shared: Arc<Shared>,
     connect: &Connect,
     anonymous_allowed: bool,
+    listener: Option<usize>,
 ) -> Result<(), Refusal> {
     let client_id = connect.client_id.as_str().to_owned();
     let username = connect.username.as_deref().map(str::to_owned);
@@ -1294,6 +1410,7 @@ async fn authenticate_blocking(
             password: password.as_deref(),
             protocol,
             anonymous_allowed,
+            listener,
         })
     })
     .await

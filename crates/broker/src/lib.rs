@@ -11,7 +11,9 @@
 //!   expiry, `$SYS`), shutdown.
 //! - `listeners`: the `[[listeners]]` of the configuration: TLS (rustls,
 //!   client certificates), WebSocket and WSS handshakes, run in the
-//!   connection's task before MQTT starts.
+//!   connection's task before MQTT starts; per-listener auth settings,
+//!   connection caps and rate limits, the PROXY protocol (`proxy`) and
+//!   the user name taken from a client certificate.
 //! - `transport`: the stream a connection reads: plain TCP with readiness
 //!   reads (no buffer while idle), or a boxed TLS / WebSocket stream.
 //! - `connection`: one task per client, a thin driver around
@@ -26,7 +28,11 @@
 //!   that applies them with group commit, and what it reads back at
 //!   start-up.
 //! - [`auth`]: the hook every CONNECT goes through, and MQTT 5 enhanced
-//!   authentication (SCRAM-SHA-256 built in, re-authentication, redirection).
+//!   authentication (SCRAM-SHA-256 built in, re-authentication, redirection);
+//!   password files and ACL files in mosquitto's formats. The ACL is checked
+//!   by the connection (publish, subscribe, will) and by the broker at
+//!   routing time (each delivery, retained ones too), against the identity
+//!   (user name, listener) stored with each session.
 //!
 //! ## MQTT 5
 //!
@@ -61,6 +67,7 @@ mod broker;
 pub mod config;
 mod connection;
 mod listeners;
+mod proxy;
 pub mod router;
 mod server;
 pub mod session;

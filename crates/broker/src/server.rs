@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::acl::AclSet;
 use crate::auth::{Authenticator, DefaultPolicy};
 use crate::broker::Shared;
 use crate::config::Config;
@@ -59,16 +60,10 @@ impl Broker {
             .map(listeners::wrap)
             .collect::<io::Result<Vec<_>>>()?;
         let tls_slots = wraps.iter().map(|w| w.tls().cloned()).collect();
-        let extra: Vec<(SocketAddr, bool, bool)> = config
-            .listeners
-            .iter()
-            .map(|l| {
-                let anonymous = config.anonymous_allowed(l.address, l.allow_anonymous);
-                (l.address, l.optional, anonymous)
-            })
-            .collect();
-        let main_anonymous = config.anonymous_allowed(listen, None);
-        let shared = Arc::new(Shared::new(config, store, auth));
+        // An ACL that does not parse stops the start (with its line).
+        let acl = AclSet::load(&config).map_err(io::Error::other)?;
+        let shared = Arc::new(Shared::new(config, store, auth, acl));
+        let config = &shared.config;
         // Sessions first: a client that connects finds its session.
         shared.restore(shared.store().take_recovered());
         let listener = TcpListener::bind(listen).await?;
@@ -76,7 +71,11 @@ impl Broker {
         let (shutdown, _) = broadcast::channel(1);
         let mut tasks = JoinSet::new();
         let mut listeners = Vec::new();
-        for ((address, optional, anonymous), wrap) in extra.into_iter().zip(wraps) {
+        for (index, wrap) in wraps.into_iter().enumerate() {
+            let (address, optional) = (
+                config.listeners[index].address,
+                config.listeners[index].optional,
+            );
             let bound = match TcpListener::bind(address).await {
                 Ok(bound) => bound,
                 Err(e) if optional => {
@@ -89,14 +88,16 @@ impl Broker {
                 }
             };
             let at = bound.local_addr()?;
-            listeners.push((describe(&wrap.describe(), anonymous), at));
-            let accepting = accept_loop(bound, wrap, anonymous, shared.clone(), shutdown.clone());
+            let ctx = listeners::Listener::new(config, Some(index), &wrap.describe(), at);
+            listeners.push((describe(&wrap.describe(), ctx.anonymous), at));
+            let accepting = accept_loop(bound, wrap, ctx, shared.clone(), shutdown.clone());
             tasks.spawn(accepting);
         }
+        let ctx = listeners::Listener::new(config, None, "MQTT", local_addr);
         tasks.spawn(accept_loop(
             listener,
             listeners::Wrap::Plain,
-            main_anonymous,
+            ctx,
             shared.clone(),
             shutdown.clone(),
         ));
@@ -137,6 +138,11 @@ impl Broker {
         }
         if let Err(e) = self.shared.auth.reload(config) {
             errors.push(e);
+        }
+        // Catalogue AU6: rules that fail to load leave the old ones.
+        match AclSet::load(config) {
+            Ok(acl) => self.shared.set_acl(acl),
+            Err(e) => errors.push(e.to_string()),
         }
         errors
     }
@@ -198,10 +204,11 @@ fn describe(what: &str, anonymous: bool) -> String {
 async fn accept_loop(
     listener: TcpListener,
     wrap: listeners::Wrap,
-    anonymous: bool,
+    ctx: listeners::Listener,
     shared: Arc<Shared>,
     shutdown: broadcast::Sender<()>,
 ) {
+    let ctx = Arc::new(ctx);
     let max = shared.config.limits.max_connections;
     let mut stop = shutdown.subscribe();
     // Tracks the connection tasks for the drain at shutdown, without a
@@ -211,7 +218,12 @@ async fn accept_loop(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _peer)) = accepted else { continue };
+                let Ok((stream, peer)) = accepted else { continue };
+                // Behind a proxy, the rate per source is checked once the
+                // PROXY header names the source.
+                if !ctx.proxy && !ctx.within_rate(peer.ip()) {
+                    continue;
+                }
                 // Counted down when the connection's `Conn` is dropped.
                 if shared.open_connections.fetch_add(1, Ordering::AcqRel) >= max {
                     shared.open_connections.fetch_sub(1, Ordering::AcqRel);
@@ -221,20 +233,29 @@ async fn accept_loop(
                     }
                     continue;
                 }
+                if !ctx.admit() {
+                    shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+                    if !warned {
+                        tracing::warn!(listener = %ctx.name, limit = ctx.max_connections, "listener's max_connections reached; refusing new connections");
+                        warned = true;
+                    }
+                    continue;
+                }
                 match &wrap {
-                    listeners::Wrap::Plain => {
-                        connections.spawn(connection::serve(shared.clone(), Stream::Tcp(stream), anonymous, shutdown.subscribe()));
+                    listeners::Wrap::Plain if !ctx.proxy => {
+                        connections.spawn(connection::serve(shared.clone(), Stream::Tcp(stream), ctx.clone(), shutdown.subscribe()));
                     }
                     other => {
                         // The handshake runs in the connection's task, so a
                         // slow client holds up no one else.
-                        let (wrap, shared, shutdown) = (other.clone(), shared.clone(), shutdown.subscribe());
+                        let (wrap, shared, shutdown, ctx) = (other.clone(), shared.clone(), shutdown.subscribe(), ctx.clone());
                         connections.spawn(async move {
-                            match wrap.handshake(stream, &shared).await {
-                                Ok(stream) => connection::serve(shared, stream, anonymous, shutdown).await,
+                            match wrap.handshake(stream, &shared, &ctx).await {
+                                Ok(stream) => connection::serve(shared, stream, ctx, shutdown).await,
                                 Err(e) => {
                                     shared.open_connections.fetch_sub(1, Ordering::AcqRel);
-                                    tracing::debug!("{}: handshake failed: {e}", wrap.describe());
+                                    ctx.release();
+                                    tracing::debug!(%peer, "{}: handshake failed: {e}", ctx.name);
                                 }
                             }
                         });

@@ -124,6 +124,9 @@ pub struct Inner {
     pub subscriptions: BTreeMap<TopicFilter, Subscription>,
     /// The serving connection, if connected.
     pub owner: Option<Owner>,
+    /// Its client's user name and listener, for the ACL (set at CONNECT;
+    /// `None` for a session stored before the broker kept identities).
+    pub identity: Option<Arc<crate::auth::acl::Identity>>,
     /// Seconds the session outlives its connection; `None` means forever.
     pub expiry: Option<u32>,
     /// When the last connection ended.

@@ -44,6 +44,9 @@ pub(crate) struct Other {
     /// The peer closed its side.
     eof: bool,
     peer: Option<SocketAddr>,
+    /// The client certificate's identity, when the listener uses it as
+    /// the user name.
+    identity: Option<Box<str>>,
 }
 
 impl std::fmt::Debug for Other {
@@ -63,7 +66,24 @@ impl Stream {
             pending: BytesMut::new(),
             eof: false,
             peer,
+            identity: None,
         }))
+    }
+
+    /// The same, with the identity from the client's certificate.
+    pub fn with_identity(mut self, identity: Option<String>) -> Stream {
+        if let Stream::Other(o) = &mut self {
+            o.identity = identity.map(Into::into);
+        }
+        self
+    }
+
+    /// The client certificate's identity, if the listener took one.
+    pub fn cert_identity(&self) -> Option<&str> {
+        match self {
+            Stream::Tcp(_) => None,
+            Stream::Other(o) => o.identity.as_deref(),
+        }
     }
 
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {

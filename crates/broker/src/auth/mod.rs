@@ -13,10 +13,12 @@
 //! SCRAM-SHA-256 ([`scram`]) when given users.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use pigeon_proto::{Protocol, ReasonCode};
 
+pub mod acl;
 pub mod password;
 pub mod scram;
 
@@ -112,6 +114,9 @@ pub struct Credentials<'a> {
     /// Whether the listener the client came in on admits clients without a
     /// user name (`Config::anonymous_allowed`).
     pub anonymous_allowed: bool,
+    /// The listener: `None` for `listen`, else its index in
+    /// `Config::listeners` (each may have its own password file).
+    pub listener: Option<usize>,
 }
 
 /// Decides whether a client may connect.
@@ -152,9 +157,29 @@ pub trait Authenticator: Debug + Send + Sync {
 pub struct DefaultPolicy {
     /// Users and password hashes, if a password file is configured
     /// (replaced whole on reload).
-    pub passwords: std::sync::RwLock<Option<std::sync::Arc<password::PasswordFile>>>,
+    pub passwords: std::sync::RwLock<Passwords>,
     /// SCRAM-SHA-256 users, if configured.
     pub scram: Option<scram::ScramSha256>,
+}
+
+/// The password files of a configuration: the global one and each
+/// listener's own.
+#[derive(Debug, Default, Clone)]
+pub struct Passwords {
+    /// `password_file`.
+    pub global: Option<Arc<password::PasswordFile>>,
+    /// Each `[[listeners]]` entry's `password_file`, by index.
+    pub listeners: Vec<Option<Arc<password::PasswordFile>>>,
+}
+
+impl Passwords {
+    /// The file that applies to clients of `listener` (`None`: `listen`).
+    pub fn of(&self, listener: Option<usize>) -> Option<&Arc<password::PasswordFile>> {
+        match listener.and_then(|i| self.listeners.get(i)) {
+            Some(Some(own)) => Some(own),
+            _ => self.global.as_ref(),
+        }
+    }
 }
 
 impl DefaultPolicy {
@@ -182,31 +207,36 @@ impl DefaultPolicy {
             scram,
         })
     }
+
+    fn passwords(&self, listener: Option<usize>) -> Option<Arc<password::PasswordFile>> {
+        let held = self.passwords.read().unwrap_or_else(|e| e.into_inner());
+        held.of(listener).cloned()
+    }
 }
 
-/// The password file `config` names, if any.
-fn read_passwords(
-    config: &crate::Config,
-) -> Result<Option<std::sync::Arc<password::PasswordFile>>, crate::ConfigError> {
-    let path = &config.password_file;
-    if path.as_os_str().is_empty() {
-        return Ok(None);
+/// The password files `config` names.
+fn read_passwords(config: &crate::Config) -> Result<Passwords, crate::ConfigError> {
+    let read = |key: String, path: &std::path::Path| {
+        password::PasswordFile::read(path)
+            .map(Arc::new)
+            .map_err(|e| crate::ConfigError::Value {
+                key,
+                value: path.display().to_string(),
+                allowed: format!("{e} (make one with `pigeon passwd -c FILE USER`)"),
+            })
+    };
+    let global = match config.password_file.as_os_str().is_empty() {
+        true => None,
+        false => Some(read("password_file".into(), &config.password_file)?),
+    };
+    let mut listeners = Vec::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        listeners.push(match &l.password_file {
+            Some(path) => Some(read(format!("listeners[{i}].password_file"), path)?),
+            None => None,
+        });
     }
-    let file = password::PasswordFile::read(path).map_err(|e| crate::ConfigError::Value {
-        key: "password_file".into(),
-        value: path.display().to_string(),
-        allowed: format!("{e} (make one with `pigeon passwd -c FILE USER`)"),
-    })?;
-    Ok(Some(std::sync::Arc::new(file)))
-}
-
-impl DefaultPolicy {
-    fn passwords(&self) -> Option<std::sync::Arc<password::PasswordFile>> {
-        self.passwords
-            .read()
-            .map(|p| p.clone())
-            .unwrap_or_else(|e| e.into_inner().clone())
-    }
+    Ok(Passwords { global, listeners })
 }
 
 impl Authenticator for DefaultPolicy {
@@ -218,7 +248,7 @@ impl Authenticator for DefaultPolicy {
     }
 
     fn authenticate(&self, credentials: &Credentials<'_>) -> Result<(), Refusal> {
-        match (credentials.username, self.passwords()) {
+        match (credentials.username, self.passwords(credentials.listener)) {
             (None, _) if !credentials.anonymous_allowed => Err(Refusal::with_reason(
                 ReasonCode::NOT_AUTHORIZED,
                 "anonymous clients are not allowed: give a user name and password",
@@ -238,7 +268,7 @@ impl Authenticator for DefaultPolicy {
     }
 
     fn blocking(&self, credentials: &Credentials<'_>) -> bool {
-        credentials.username.is_some() && self.passwords().is_some()
+        credentials.username.is_some() && self.passwords(credentials.listener).is_some()
     }
 
     fn method(&self, name: &str) -> Option<&dyn AuthMethod> {

@@ -459,6 +459,7 @@ fn recover(db: &Database) -> Result<(Found, HashMap<u64, u32>, u64), redb::Error
             offline_for: Duration::from_secs(offline),
             connected: record.disconnected_at.is_none(),
             will: record.will.clone(),
+            identity: record.identity.clone(),
             subscriptions: Vec::new(),
             queue: Vec::new(),
             inbound_qos2: Vec::new(),
@@ -803,11 +804,13 @@ impl Writer {
                 expiry,
                 disconnected_at,
                 will,
+                identity,
             } => {
                 let record = SessionRecord {
                     expiry: *expiry,
                     disconnected_at: *disconnected_at,
                     will: will.clone(),
+                    identity: identity.clone(),
                 };
                 t.sessions.insert(&**client_id, &record.encode()[..])?;
             }

@@ -61,6 +61,8 @@ pub enum Op {
         /// The will its connection would leave (while connected), or has
         /// left and is waiting out its delay (after).
         will: Option<Arc<LastWill>>,
+        /// Its client's user name and listener, for the ACL.
+        identity: Option<Arc<crate::auth::acl::Identity>>,
     },
     /// The session ended: it goes with everything it held.
     DeleteSession {
@@ -246,6 +248,8 @@ pub struct RecoveredSession {
     /// The will of its connection: due now if `connected`, else one that
     /// was waiting out its delay.
     pub will: Option<Arc<LastWill>>,
+    /// Its client's user name and listener (the listener by name only).
+    pub identity: Option<Arc<crate::auth::acl::Identity>>,
     /// Its subscriptions.
     pub subscriptions: Vec<(TopicFilter, Subscription)>,
     /// Its queue, in the order the messages were queued.

@@ -11,6 +11,7 @@ use pigeon_proto::{decode, Packet, PacketId, Protocol, QoS};
 use redb::TableDefinition;
 
 use super::{EntryState, LastWill};
+use crate::auth::acl::Identity;
 use crate::router::Subscription;
 
 /// Client id → [`SessionRecord`].
@@ -37,19 +38,40 @@ pub struct SessionRecord {
     pub disconnected_at: Option<u64>,
     /// The will, stored as the message it becomes, with its delay.
     pub will: Option<Arc<LastWill>>,
+    /// Its client's user name and listener, for the ACL (records written
+    /// before ACLs have none). Decoded with `listener: None`: the broker
+    /// maps `listener_name` back to its listener.
+    pub identity: Option<Arc<Identity>>,
 }
 
 impl SessionRecord {
     pub fn encode(&self) -> Vec<u8> {
         // Byte 0: bit 0 an expiry is set, bit 1 a will delay follows the
-        // fixed fields (records written before will delays have neither).
+        // fixed fields (records written before will delays have neither),
+        // bit 2 an identity follows (listener name, then user name, each
+        // with a 2-byte length; user name length 0xFFFF for none).
         let delay = self.will.as_ref().map_or(0, |w| w.delay);
         let mut out = Vec::with_capacity(17);
-        out.push(u8::from(self.expiry.is_some()) | u8::from(delay > 0) << 1);
+        let flags = u8::from(self.expiry.is_some())
+            | u8::from(delay > 0) << 1
+            | u8::from(self.identity.is_some()) << 2;
+        out.push(flags);
         out.extend_from_slice(&self.expiry.unwrap_or(0).to_be_bytes());
         out.extend_from_slice(&self.disconnected_at.unwrap_or(0).to_be_bytes());
         if delay > 0 {
             out.extend_from_slice(&delay.to_be_bytes());
+        }
+        if let Some(identity) = &self.identity {
+            let name = identity.listener_name.as_bytes();
+            out.extend_from_slice(&(name.len().min(0xFFFE) as u16).to_be_bytes());
+            out.extend_from_slice(&name[..name.len().min(0xFFFE)]);
+            match identity.username.as_deref().map(str::as_bytes) {
+                Some(user) if user.len() < 0xFFFF => {
+                    out.extend_from_slice(&(user.len() as u16).to_be_bytes());
+                    out.extend_from_slice(user);
+                }
+                _ => out.extend_from_slice(&[0xFF, 0xFF]),
+            }
         }
         if let Some(will) = self
             .will
@@ -64,10 +86,30 @@ impl SessionRecord {
     pub fn decode(bytes: &[u8]) -> Option<SessionRecord> {
         let expiry = u32::from_be_bytes(bytes.get(1..5)?.try_into().ok()?);
         let at = u64::from_be_bytes(bytes.get(5..13)?.try_into().ok()?);
-        let (delay, rest) = match bytes[0] & 2 {
+        let (delay, mut rest) = match bytes[0] & 2 {
             0 => (0, 13),
             _ => (u32::from_be_bytes(bytes.get(13..17)?.try_into().ok()?), 17),
         };
+        let mut identity = None;
+        if bytes[0] & 4 != 0 {
+            let field = |at: &mut usize| -> Option<Option<&str>> {
+                let len = u16::from_be_bytes(bytes.get(*at..*at + 2)?.try_into().ok()?);
+                *at += 2;
+                if len == 0xFFFF {
+                    return Some(None);
+                }
+                let text = std::str::from_utf8(bytes.get(*at..*at + usize::from(len))?).ok()?;
+                *at += usize::from(len);
+                Some(Some(text))
+            };
+            let listener_name = field(&mut rest)??;
+            let username = field(&mut rest)?;
+            identity = Some(Arc::new(Identity {
+                username: username.map(Into::into),
+                listener: None,
+                listener_name: listener_name.into(),
+            }));
+        }
         let will = bytes.get(rest..).filter(|w| !w.is_empty());
         let will = will
             .and_then(decode_message)
@@ -76,6 +118,7 @@ impl SessionRecord {
             expiry: (bytes[0] & 1 != 0).then_some(expiry),
             disconnected_at: (at != 0).then_some(at),
             will: will.map(Arc::new),
+            identity,
         })
     }
 }
@@ -209,6 +252,7 @@ mod tests {
             expiry: Some(3600),
             disconnected_at: Some(1_700_000_000),
             will: None,
+            identity: None,
         };
         assert_eq!(SessionRecord::decode(&session.encode()), Some(session));
         let mut will = Publish::new(TopicName::try_from("gone").unwrap(), &b"bye"[..]);
@@ -220,6 +264,7 @@ mod tests {
                 message: Arc::new(will),
                 delay: 0,
             })),
+            identity: None,
         };
         assert_eq!(
             SessionRecord::decode(&forever.encode()),
@@ -233,7 +278,20 @@ mod tests {
             })
         });
         delayed.disconnected_at = Some(1_700_000_000);
-        assert_eq!(SessionRecord::decode(&delayed.encode()), Some(delayed));
+        assert_eq!(
+            SessionRecord::decode(&delayed.encode()),
+            Some(delayed.clone())
+        );
+        // With an identity (and a will after it), anonymous or named.
+        for username in [None, Some("alice"), Some("")] {
+            let mut with = delayed.clone();
+            with.identity = Some(Arc::new(Identity {
+                username: username.map(Into::into),
+                listener: None,
+                listener_name: "0.0.0.0:8883".into(),
+            }));
+            assert_eq!(SessionRecord::decode(&with.encode()), Some(with));
+        }
 
         let sub = Subscription {
             options: SubscriptionOptions {

@@ -1,0 +1,590 @@
+//! Access control lists in mosquitto's `acl_file` syntax.
+//!
+//! ```text
+//! # comments only at the start of a line
+//! topic read public/#          # anonymous clients (before the first `user`)
+//! user alice
+//! topic readwrite alice/#
+//! topic deny alice/secret
+//! pattern write devices/%c/state   # every client; %c client id, %u user name
+//! ```
+//!
+//! A `deny` rule that matches wins over any grant; otherwise access needs a
+//! `read`, `write` or `readwrite` (the default) rule of the client's own
+//! section (`user NAME`, or the anonymous section before the first `user`
+//! line) or a `pattern`. A `%u`/`%c` is substituted only with a name that
+//! is one topic level without wildcards: a client called `+` or `a/b`
+//! matches no pattern. An empty file denies everything (CVE-2018-12550),
+//! and `#` at the first level never covers `$SYS` (MQTT-4.7.2-1), so
+//! `$SYS` is readable only where a rule names it.
+//!
+//! Publishing checks the topic name for write; subscribing checks that a
+//! read rule covers the whole filter (`a/#` covers `a/+/b`, `a/+` does not
+//! cover `a/#`); every delivery, retained ones included, checks the topic
+//! name for read, so a revoked right stops messages to durable
+//! subscriptions too (CVE-2021-34434).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What a client wants to do with a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Receive messages published to it.
+    Read,
+    /// Publish to it.
+    Write,
+}
+
+/// Who asks: the user name (none for anonymous clients) and client id.
+#[derive(Debug, Clone, Copy)]
+pub struct Who<'a> {
+    /// The authenticated user name.
+    pub username: Option<&'a str>,
+    /// The client identifier.
+    pub client_id: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
+    ReadWrite,
+    Deny,
+}
+
+impl Kind {
+    fn grants(self, access: Access) -> bool {
+        matches!(
+            (self, access),
+            (Kind::ReadWrite, _) | (Kind::Read, Access::Read) | (Kind::Write, Access::Write)
+        )
+    }
+}
+
+/// One `topic` or `pattern` line.
+#[derive(Debug, Clone)]
+struct Rule {
+    kind: Kind,
+    /// The filter's levels (`%u`/`%c` still in them for a pattern).
+    levels: Vec<String>,
+}
+
+/// A parsed ACL file.
+#[derive(Debug, Clone, Default)]
+pub struct AclFile {
+    anonymous: Vec<Rule>,
+    users: HashMap<String, Vec<Rule>>,
+    patterns: Vec<Rule>,
+}
+
+/// A line of an ACL file that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for AclError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for AclError {}
+
+impl AclFile {
+    /// Reads and parses the file at `path`.
+    pub fn read(path: &Path) -> Result<AclFile, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot be read ({e})"))?;
+        AclFile::parse(&text).map_err(|e| e.to_string())
+    }
+
+    /// Parses ACL text.
+    pub fn parse(text: &str) -> Result<AclFile, AclError> {
+        let mut acl = AclFile::default();
+        let mut user: Option<String> = None;
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            let bad = |message: String| AclError {
+                line: i + 1,
+                message,
+            };
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            let rest = rest.trim();
+            match word {
+                "user" if rest.is_empty() => {
+                    return Err(bad("`user` needs a user name".into()));
+                }
+                "user" => {
+                    acl.users.entry(rest.to_owned()).or_default();
+                    user = Some(rest.to_owned());
+                }
+                "topic" | "pattern" => {
+                    let rule = parse_rule(rest).map_err(bad)?;
+                    let rules = match (word, &user) {
+                        ("pattern", _) => &mut acl.patterns,
+                        (_, Some(user)) => acl.users.entry(user.clone()).or_default(),
+                        (_, None) => &mut acl.anonymous,
+                    };
+                    rules.push(rule);
+                }
+                other => {
+                    return Err(bad(format!(
+                        "unknown directive `{other}` (expected `user`, `topic` or `pattern`; \
+                         comments start with `#` at the beginning of a line)"
+                    )))
+                }
+            }
+        }
+        Ok(acl)
+    }
+
+    /// Whether `who` may read or write the topic name `topic`.
+    pub fn allows(&self, who: Who<'_>, topic: &str, access: Access) -> bool {
+        let topic: Vec<&str> = topic.split('/').collect();
+        self.decide(who, Against::Topic(&topic), access)
+    }
+
+    /// Whether `who` may subscribe to `filter`: a read rule covers all of
+    /// it and no deny rule does.
+    pub fn allows_subscribe(&self, who: Who<'_>, filter: &str) -> bool {
+        let filter: Vec<&str> = filter.split('/').collect();
+        self.decide(who, Against::Filter(&filter), Access::Read)
+    }
+
+    fn decide(&self, who: Who<'_>, against: Against<'_>, access: Access) -> bool {
+        let own = match who.username {
+            Some(user) => self.users.get(user).map_or(&[][..], Vec::as_slice),
+            None => &self.anonymous,
+        };
+        let mut granted = false;
+        let rules = own.iter().map(|r| (r, false));
+        for (rule, pattern) in rules.chain(self.patterns.iter().map(|r| (r, true))) {
+            let applied = match pattern {
+                false => against.applies(&rule.levels),
+                true => substitute(&rule.levels, who).is_some_and(|l| against.applies(&l)),
+            };
+            if !applied {
+                continue;
+            }
+            match rule.kind {
+                Kind::Deny => return false,
+                kind => granted |= kind.grants(access),
+            }
+        }
+        granted
+    }
+}
+
+/// Who a session belongs to, for the ACL: the user name its client
+/// authenticated with and the listener it came in on (each listener may
+/// have its own ACL). Kept with the session, on disk too, so messages for
+/// an absent client are checked against its rights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The user name (none: anonymous).
+    pub username: Option<Box<str>>,
+    /// The listener: `None` for `listen`, else its index in `listeners`.
+    /// After a restart, a listener the configuration no longer has is
+    /// `Some(usize::MAX)`, which no listener matches.
+    pub listener: Option<usize>,
+    /// The listener's name as stored: "listen", or its configured address.
+    pub listener_name: Arc<str>,
+}
+
+impl Identity {
+    /// The name a listener is stored under.
+    pub fn name_of(listener: Option<usize>, config: &crate::Config) -> Arc<str> {
+        match listener.and_then(|i| config.listeners.get(i)) {
+            None => "listen".into(),
+            Some(l) => l.address.to_string().into(),
+        }
+    }
+
+    /// The listener a stored name refers to, as `listener` holds it.
+    pub fn listener_of(name: &str, config: &crate::Config) -> Option<usize> {
+        match name {
+            "listen" => None,
+            _ => Some(
+                config
+                    .listeners
+                    .iter()
+                    .position(|l| l.address.to_string() == name)
+                    .unwrap_or(usize::MAX),
+            ),
+        }
+    }
+}
+
+/// The ACL files of a configuration: the global one and each listener's.
+#[derive(Debug, Default)]
+pub struct AclSet {
+    global: Option<AclFile>,
+    /// Per listener (index in `config.listeners`): its own file, if any.
+    listeners: Vec<Option<AclFile>>,
+    /// An empty file: what a session from an unknown listener gets.
+    deny_all: AclFile,
+}
+
+impl AclSet {
+    /// Reads the files `config` names; an error names the key, the file
+    /// and the line.
+    pub fn load(config: &crate::Config) -> Result<AclSet, crate::ConfigError> {
+        let read = |key: String, path: &Path| {
+            AclFile::read(path).map_err(|e| crate::ConfigError::Value {
+                key,
+                value: path.display().to_string(),
+                allowed: e,
+            })
+        };
+        let global = match config.acl_file.as_os_str().is_empty() {
+            true => None,
+            false => Some(read("acl_file".into(), &config.acl_file)?),
+        };
+        let mut listeners = Vec::with_capacity(config.listeners.len());
+        for (i, l) in config.listeners.iter().enumerate() {
+            let own = match &l.acl_file {
+                Some(path) => Some(read(format!("listeners[{i}].acl_file"), path)?),
+                None => None,
+            };
+            listeners.push(own);
+        }
+        Ok(AclSet {
+            global,
+            listeners,
+            deny_all: AclFile::default(),
+        })
+    }
+
+    /// Whether any ACL is configured (else nothing is checked).
+    pub fn is_active(&self) -> bool {
+        self.global.is_some() || self.listeners.iter().any(Option::is_some)
+    }
+
+    /// The rules for clients of `listener`: its own file, else the global
+    /// one; none means everything is allowed. A listener that is gone (a
+    /// session stored before a configuration change) gets "deny all" when
+    /// any ACL is configured: it fails closed.
+    pub fn rules(&self, listener: Option<usize>) -> Option<&AclFile> {
+        match listener {
+            None => self.global.as_ref(),
+            Some(i) => match self.listeners.get(i) {
+                Some(own) => own.as_ref().or(self.global.as_ref()),
+                None => self.is_active().then_some(&self.deny_all),
+            },
+        }
+    }
+
+    /// Whether the session of `identity` and `client_id` may read or
+    /// write `topic`.
+    pub fn allows(
+        &self,
+        identity: &Identity,
+        client_id: &str,
+        topic: &str,
+        access: Access,
+    ) -> bool {
+        self.rules(identity.listener).is_none_or(|acl| {
+            let who = Who {
+                username: identity.username.as_deref(),
+                client_id,
+            };
+            acl.allows(who, topic, access)
+        })
+    }
+
+    /// Whether the session may subscribe to `filter`.
+    pub fn allows_subscribe(&self, identity: &Identity, client_id: &str, filter: &str) -> bool {
+        self.rules(identity.listener).is_none_or(|acl| {
+            let who = Who {
+                username: identity.username.as_deref(),
+                client_id,
+            };
+            acl.allows_subscribe(who, filter)
+        })
+    }
+}
+
+/// What a rule's filter is held against.
+#[derive(Clone, Copy)]
+enum Against<'a> {
+    /// A topic name (publish, delivery): the rule must match it.
+    Topic(&'a [&'a str]),
+    /// A subscription's filter: the rule must cover it.
+    Filter(&'a [&'a str]),
+}
+
+impl Against<'_> {
+    fn applies<L: AsRef<str>>(self, levels: &[L]) -> bool {
+        match self {
+            Against::Topic(topic) => matches_topic(levels, topic),
+            Against::Filter(filter) => covers(levels, filter),
+        }
+    }
+}
+
+/// `[read|write|readwrite|deny] FILTER`.
+fn parse_rule(rest: &str) -> Result<Rule, String> {
+    let (word, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let (kind, filter) = match word {
+        "read" => (Kind::Read, after.trim()),
+        "write" => (Kind::Write, after.trim()),
+        "readwrite" => (Kind::ReadWrite, after.trim()),
+        "deny" => (Kind::Deny, after.trim()),
+        _ => (Kind::ReadWrite, rest),
+    };
+    if filter.is_empty() {
+        return Err("a `topic`/`pattern` line needs a topic filter".into());
+    }
+    let levels: Vec<String> = filter.split('/').map(str::to_owned).collect();
+    for (i, level) in levels.iter().enumerate() {
+        let wild = level.contains(['+', '#']);
+        let valid = match level.as_str() {
+            "+" => true,
+            "#" => i == levels.len() - 1,
+            _ => !wild,
+        };
+        if !valid {
+            return Err(format!(
+                "`{filter}` is not a valid topic filter (`+` and `#` must be whole levels, \
+                 `#` the last)"
+            ));
+        }
+    }
+    Ok(Rule { kind, levels })
+}
+
+/// A pattern's levels with `%u` and `%c` replaced; `None` when a name
+/// it needs is missing or is not a plain topic level (the pattern then
+/// does not apply).
+fn substitute<'a>(levels: &'a [String], who: Who<'_>) -> Option<Vec<Cow<'a, str>>> {
+    let plain = |name: &str| !name.is_empty() && !name.contains(['+', '#', '/']);
+    let mut out = Vec::with_capacity(levels.len());
+    for level in levels {
+        if !level.contains('%') {
+            out.push(Cow::Borrowed(level.as_str()));
+            continue;
+        }
+        // One pass, so a name containing `%c` is not substituted again.
+        let mut made = String::with_capacity(level.len() + 16);
+        let mut rest = level.as_str();
+        while let Some(at) = rest.find('%') {
+            made.push_str(&rest[..at]);
+            let (name, skip) = match rest.get(at..at + 2) {
+                Some("%u") => (who.username.filter(|u| plain(u))?, 2),
+                Some("%c") => (Some(who.client_id).filter(|c| plain(c))?, 2),
+                _ => ("%", 1),
+            };
+            made.push_str(name);
+            rest = &rest[at + skip..];
+        }
+        made.push_str(rest);
+        out.push(Cow::Owned(made));
+    }
+    Some(out)
+}
+
+/// Whether the filter `levels` matches the topic name `topic`
+/// (MQTT-4.7.2-1: wildcards at the first level skip `$` topics).
+fn matches_topic<L: AsRef<str>>(levels: &[L], topic: &[&str]) -> bool {
+    let dollar = topic.first().is_some_and(|t| t.starts_with('$'));
+    for (i, level) in levels.iter().enumerate() {
+        match level.as_ref() {
+            "#" => return !(i == 0 && dollar),
+            "+" if i == 0 && dollar => return false,
+            "+" if i < topic.len() => {}
+            l if topic.get(i) == Some(&l) => {}
+            _ => return false,
+        }
+    }
+    levels.len() == topic.len()
+}
+
+/// Whether the rule filter `levels` covers every topic the subscription
+/// filter `filter` can match.
+fn covers<L: AsRef<str>>(levels: &[L], filter: &[&str]) -> bool {
+    let dollar = filter.first().is_some_and(|t| t.starts_with('$'));
+    for (i, level) in levels.iter().enumerate() {
+        let level = level.as_ref();
+        let Some(f) = filter.get(i) else {
+            // `a/#` covers `a` (# matches the parent level too).
+            return level == "#" && i == levels.len() - 1;
+        };
+        match level {
+            "#" => return !(i == 0 && dollar),
+            "+" if i == 0 && dollar => return false,
+            "+" if *f != "#" => {}
+            l if l == *f => {}
+            _ => return false,
+        }
+    }
+    levels.len() == filter.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "\
+# anonymous clients
+topic read public/#
+
+user alice
+topic readwrite alice/#
+topic deny alice/secret
+topic write shared/in
+topic $SYS/broker/clients/#
+
+user bob smith
+topic read shared/#
+
+pattern write devices/%c/state
+pattern read users/%u/inbox
+pattern readwrite d/%c-%u/x
+";
+
+    fn who<'a>(username: Option<&'a str>, client_id: &'a str) -> Who<'a> {
+        Who {
+            username,
+            client_id,
+        }
+    }
+
+    #[test]
+    fn sections_grant_what_they_name() {
+        let acl = AclFile::parse(FILE).unwrap();
+        let anon = who(None, "c1");
+        let alice = who(Some("alice"), "c2");
+        let bob = who(Some("bob smith"), "c3");
+        assert!(acl.allows(anon, "public/news", Access::Read));
+        assert!(!acl.allows(anon, "public/news", Access::Write));
+        assert!(!acl.allows(anon, "alice/x", Access::Read));
+        assert!(acl.allows(alice, "alice/x", Access::Write));
+        assert!(acl.allows(alice, "alice", Access::Read), "a/# covers a");
+        assert!(
+            !acl.allows(alice, "public/news", Access::Read),
+            "anonymous rules are not alice's"
+        );
+        assert!(acl.allows(alice, "shared/in", Access::Write));
+        assert!(!acl.allows(alice, "shared/in", Access::Read));
+        assert!(
+            acl.allows(bob, "shared/in", Access::Read),
+            "user names may hold spaces"
+        );
+        assert!(!acl.allows(who(Some("carol"), "c4"), "shared/in", Access::Read));
+    }
+
+    #[test]
+    fn deny_wins_over_a_grant() {
+        let acl = AclFile::parse(FILE).unwrap();
+        let alice = who(Some("alice"), "c2");
+        assert!(!acl.allows(alice, "alice/secret", Access::Read));
+        assert!(!acl.allows(alice, "alice/secret", Access::Write));
+        assert!(acl.allows(alice, "alice/secret/not", Access::Read));
+        // The subscription is granted; the denied topic is filtered at delivery.
+        assert!(acl.allows_subscribe(alice, "alice/#"));
+        assert!(!acl.allows_subscribe(alice, "alice/secret"));
+    }
+
+    #[test]
+    fn patterns_substitute_client_id_and_user_name() {
+        let acl = AclFile::parse(FILE).unwrap();
+        let alice = who(Some("alice"), "dev1");
+        assert!(acl.allows(alice, "devices/dev1/state", Access::Write));
+        assert!(!acl.allows(alice, "devices/dev2/state", Access::Write));
+        assert!(acl.allows(alice, "users/alice/inbox", Access::Read));
+        assert!(!acl.allows(alice, "users/bob/inbox", Access::Read));
+        assert!(acl.allows(alice, "d/dev1-alice/x", Access::Write));
+        // Anonymous clients match %c patterns but no %u pattern.
+        let anon = who(None, "dev3");
+        assert!(acl.allows(anon, "devices/dev3/state", Access::Write));
+        assert!(!acl.allows(anon, "users//inbox", Access::Read));
+        // A name with a wildcard or a separator matches no pattern.
+        assert!(!acl.allows(who(None, "+"), "devices/x/state", Access::Write));
+        assert!(!acl.allows(who(None, "a/b"), "devices/a/b/state", Access::Write));
+        assert!(!acl.allows(who(Some("#"), "c"), "users/x/inbox", Access::Read));
+        // A user name holding `%c` is not substituted again.
+        let odd = who(Some("%c"), "dev9");
+        assert!(acl.allows(odd, "d/dev9-%c/x", Access::Read));
+        assert!(!acl.allows(odd, "d/dev9-dev9/x", Access::Read));
+    }
+
+    #[test]
+    fn sys_needs_a_rule_that_names_it() {
+        // MQTT-4.7.2-1: `#` and `+` at the first level skip `$` topics.
+        let acl = AclFile::parse("user root\ntopic #\ntopic +/x\n").unwrap();
+        let root = who(Some("root"), "c");
+        assert!(acl.allows(root, "a/b", Access::Read));
+        assert!(!acl.allows(root, "$SYS/broker/uptime", Access::Read));
+        assert!(!acl.allows(root, "$SYS/x", Access::Read));
+        assert!(!acl.allows_subscribe(root, "$SYS/#"));
+        let alice = who(Some("alice"), "c");
+        let acl = AclFile::parse(FILE).unwrap();
+        assert!(acl.allows(alice, "$SYS/broker/clients/connected", Access::Read));
+        assert!(!acl.allows(alice, "$SYS/broker/uptime", Access::Read));
+    }
+
+    #[test]
+    fn subscriptions_must_be_covered_whole() {
+        let acl = AclFile::parse("topic read a/#\ntopic read b/+\ntopic read c/d\n").unwrap();
+        let anon = who(None, "c");
+        for (filter, allowed) in [
+            ("a/#", true),
+            ("a/+/b", true),
+            ("a", true),
+            ("#", false),
+            ("b/x", true),
+            ("b/+", true),
+            ("b/#", false),
+            ("b/x/y", false),
+            ("c/d", true),
+            ("c/+", false),
+            ("c/d/e", false),
+        ] {
+            assert_eq!(acl.allows_subscribe(anon, filter), allowed, "{filter}");
+        }
+    }
+
+    #[test]
+    fn an_empty_file_denies_everything() {
+        // Catalogue AU2 (CVE-2018-12550).
+        let acl = AclFile::parse("# nothing\n\n").unwrap();
+        for who in [who(None, "c"), who(Some("u"), "c")] {
+            assert!(!acl.allows(who, "a", Access::Read));
+            assert!(!acl.allows(who, "a", Access::Write));
+            assert!(!acl.allows_subscribe(who, "#"));
+        }
+    }
+
+    #[test]
+    fn bad_lines_are_errors_with_their_number() {
+        let cases = [
+            ("topic read a/#\nuser\n", 2, "needs a user name"),
+            ("\n\ntopic read\n", 3, "needs a topic filter"),
+            ("topic a/#/b\n", 1, "not a valid topic filter"),
+            ("topic read a+/b\n", 1, "not a valid topic filter"),
+            ("  topic a\nallow all\n", 2, "unknown directive `allow`"),
+            (
+                "topic a # trailing comment\n",
+                1,
+                "not a valid topic filter",
+            ),
+        ];
+        for (text, line, message) in cases {
+            let e = AclFile::parse(text).unwrap_err();
+            assert_eq!(e.line, line, "{text:?}");
+            assert!(e.message.contains(message), "{text:?}: {e}");
+        }
+        // Indented comments and blank lines are fine.
+        AclFile::parse("   # comment\n\n\ttopic a\n").unwrap();
+    }
+}
