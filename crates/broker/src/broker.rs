@@ -196,6 +196,13 @@ impl Shared {
         *write(&self.acl) = Arc::new(acl);
     }
 
+    /// The identity `client_id`'s session was made with, if it has one.
+    pub fn session_identity(&self, client_id: &str) -> Option<Arc<Identity>> {
+        let session = self.sessions().get(client_id).cloned()?;
+        let identity = session.lock().identity.clone();
+        identity
+    }
+
     /// Whether `session` may receive a message on `topic` under `acl`. A
     /// session without an identity (stored before ACLs) may not.
     fn may_read(acl: Option<&AclSet>, session: &Session, topic: &str) -> bool {

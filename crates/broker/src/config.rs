@@ -40,6 +40,11 @@ pub struct Config {
     /// reason codes): `drop` acknowledges and discards it, as mosquitto
     /// does; `disconnect` closes the connection. MQTT 5 clients get 0x87.
     pub v3_denied_publish: DeniedPublish,
+    /// A client id whose session was made by a user (with a user name)
+    /// may be used only by that user: another user, or an anonymous
+    /// client, gets CONNACK 0x87 instead of taking the session over or
+    /// discarding it.
+    pub protect_client_ids: bool,
     /// File of SCRAM-SHA-256 users for MQTT 5 enhanced authentication
     /// (`USER:SCRAM-SHA-256$…` lines, RFC 5803); empty: SCRAM is not offered.
     pub scram_users_file: PathBuf,
@@ -91,6 +96,12 @@ pub struct ListenerConfig {
     /// The WebSocket request path.
     #[serde(default = "mqtt_path")]
     pub path: String,
+    /// WebSocket: the `Origin` values browsers may connect from (e.g.
+    /// "https://app.example.com"); a request with another Origin gets 403.
+    /// Empty (the default): any. Clients that send no Origin (not
+    /// browsers) are not affected.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
     /// PEM certificate chain: TLS on this listener (with `keyfile`).
     #[serde(default)]
     pub certfile: Option<PathBuf>,
@@ -153,6 +164,7 @@ impl ListenerConfig {
             address: SocketAddr::from(([127, 0, 0, 1], 8083)),
             protocol: ListenerProtocol::Websocket,
             path: mqtt_path(),
+            allowed_origins: Vec::new(),
             certfile: None,
             keyfile: None,
             cafile: None,
@@ -282,6 +294,9 @@ pub struct Limits {
     /// in milliseconds (slows password guessing; only that connection's
     /// task waits).
     pub auth_failure_delay_ms: u64,
+    /// How long a client may take over the PROXY header, TLS and
+    /// WebSocket handshakes, in milliseconds; then it is closed.
+    pub handshake_timeout_ms: u64,
     /// New connections per second one listener accepts; 0 for no limit.
     /// Connections over it are closed at once.
     pub connection_rate: u32,
@@ -302,6 +317,7 @@ impl Default for Config {
             password_file: PathBuf::new(),
             acl_file: PathBuf::new(),
             v3_denied_publish: DeniedPublish::Drop,
+            protect_client_ids: true,
             scram_users_file: PathBuf::new(),
             sys_interval: 10,
             queue_qos0: false,
@@ -328,6 +344,7 @@ impl Default for Limits {
             topic_alias_maximum: 64,
             max_session_expiry: u32::MAX,
             auth_failure_delay_ms: 500,
+            handshake_timeout_ms: 10_000,
             connection_rate: 0,
             connection_rate_per_source: 0,
         }
@@ -382,6 +399,12 @@ impl Config {
         check("limits.max_topic_levels", l.max_topic_levels, 1, 65_535)?;
         check("limits.max_client_id_len", l.max_client_id_len, 1, 65_535)?;
         check("limits.max_keep_alive", l.max_keep_alive, 1, u16::MAX)?;
+        check(
+            "limits.handshake_timeout_ms",
+            l.handshake_timeout_ms,
+            1,
+            600_000,
+        )?;
         for (i, listener) in self.listeners.iter().enumerate() {
             let key = |name: &str| format!("listeners[{i}].{name}");
             let bad = |name: &str, value: &str, allowed: &str| ConfigError::Value {

@@ -531,6 +531,21 @@ impl Conn {
                 return;
             }
         }
+        // Catalogue AU9: one user cannot take over or wipe another's
+        // session by using its client id.
+        if self.shared.config.protect_client_ids {
+            let id = connect.client_id.as_str();
+            let owner = self.shared.session_identity(id);
+            let owner = owner.as_ref().and_then(|o| o.username.as_deref());
+            if owner.is_some_and(|owner| Some(owner) != identity.username.as_deref()) {
+                let refusal = Refusal::with_reason(
+                    ReasonCode::NOT_AUTHORIZED,
+                    "this client id belongs to another user's session",
+                );
+                self.refuse_logged(&connect, username, refusal);
+                return;
+            }
+        }
         let v5 = connect.protocol.is_v5();
         let mut connack = ConnAck::default();
         let mut client_id: Arc<str> = connect.client_id.as_str().into();
@@ -712,6 +727,7 @@ impl Conn {
     /// failure CONNACK refuses (or, re-authenticating, DISCONNECT,
     /// MQTT-4.12.1-2).
     fn answer_auth(&mut self, step: AuthStep, reauth: bool) {
+        let changes_user = reauth && self.reauth_changes_user();
         let Some(enhanced) = self.auth.as_mut() else {
             return;
         };
@@ -730,6 +746,12 @@ impl Conn {
                     .flow
                     .send(auth_packet(ReasonCode::CONTINUE_AUTHENTICATION, Some(data)));
             }
+            AuthStep::Success(_) if changes_user => {
+                // Catalogue AU10: re-authentication as someone else.
+                let mut p = Properties::default();
+                p.reason_string = "re-authentication may not change the user".try_into().ok();
+                self.flow.disconnect(ReasonCode::NOT_AUTHORIZED, p);
+            }
             AuthStep::Success(data) if reauth => {
                 let _ = self.flow.send(auth_packet(ReasonCode::SUCCESS, data));
             }
@@ -747,6 +769,14 @@ impl Conn {
             }
             AuthStep::Fail(refusal) => self.refuse(refusal),
         }
+    }
+
+    /// Whether the exchange that just succeeded authenticated a user other
+    /// than the one the connection has.
+    fn reauth_changes_user(&self) -> bool {
+        let now = self.auth.as_ref().and_then(|a| a.exchange.user());
+        let before = self.held.as_ref().map(|h| h.identity.username.as_deref());
+        now.is_some() && before.is_some_and(|before| before != now)
     }
 
     /// The CONNACK code refusing `connect`, if it must be refused.

@@ -36,9 +36,6 @@ use crate::broker::Shared;
 use crate::config::{Config, ListenerConfig, ListenerProtocol};
 use crate::transport::{Stream, WsIo};
 
-/// How long a client may take over its TLS or WebSocket handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// What the connections of one listener share.
 #[derive(Debug)]
 pub(crate) struct Listener {
@@ -203,6 +200,8 @@ pub(crate) enum Wrap {
     WebSocket {
         tls: Option<TlsSlot>,
         path: Arc<str>,
+        /// Allowed `Origin` values; empty: any.
+        origins: Arc<[String]>,
     },
 }
 
@@ -243,6 +242,7 @@ pub(crate) fn wrap(listener: &ListenerConfig) -> io::Result<Wrap> {
         (ListenerProtocol::Websocket, tls) => Wrap::WebSocket {
             tls,
             path: listener.path.as_str().into(),
+            origins: listener.allowed_origins.clone().into(),
         },
     })
 }
@@ -314,8 +314,12 @@ impl Wrap {
         match self {
             Wrap::Plain => "MQTT".into(),
             Wrap::Tls(_) => "MQTT over TLS".into(),
-            Wrap::WebSocket { tls: None, path } => format!("MQTT over WebSocket at {path}"),
-            Wrap::WebSocket { tls: Some(_), path } => {
+            Wrap::WebSocket {
+                tls: None, path, ..
+            } => format!("MQTT over WebSocket at {path}"),
+            Wrap::WebSocket {
+                tls: Some(_), path, ..
+            } => {
                 format!("MQTT over WebSocket with TLS at {path}")
             }
         }
@@ -332,7 +336,8 @@ impl Wrap {
         let _ = tcp.set_nodelay(true);
         let mut peer = tcp.peer_addr().ok();
         let max = usize::try_from(shared.config.limits.max_packet_size).unwrap_or(usize::MAX);
-        let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let limit = Duration::from_millis(shared.config.limits.handshake_timeout_ms);
+        let done = tokio::time::timeout(limit, async {
             if listener.proxy {
                 let header = crate::proxy::read_header(&mut tcp)
                     .await
@@ -364,17 +369,22 @@ impl Wrap {
                     let id = identity(&tls)?;
                     Ok(Stream::other(tls, peer).with_identity(id))
                 }
-                Wrap::WebSocket { tls: None, path } => {
-                    let ws = upgrade(tcp, path, max).await?;
+                Wrap::WebSocket {
+                    tls: None,
+                    path,
+                    origins,
+                } => {
+                    let ws = upgrade(tcp, path, origins, max).await?;
                     Ok(Stream::other(ws, peer))
                 }
                 Wrap::WebSocket {
                     tls: Some(slot),
                     path,
+                    origins,
                 } => {
                     let tls = acceptor(slot).accept(tcp).await?;
                     let id = identity(&tls)?;
-                    let ws = upgrade(tls, path, max).await?;
+                    let ws = upgrade(tls, path, origins, max).await?;
                     Ok(Stream::other(ws, peer).with_identity(id))
                 }
             }
@@ -421,7 +431,7 @@ pub(crate) fn cert_identity(der: &[u8]) -> Result<String, String> {
 /// `mqtt` (or `mqttv3.1`, which older clients offer) [MQTT-6.0.0-4].
 // tungstenite fixes the callback's error type (an HTTP response).
 #[allow(clippy::result_large_err)]
-async fn upgrade<S>(io: S, path: &str, max_packet: usize) -> io::Result<WsIo<S>>
+async fn upgrade<S>(io: S, path: &str, origins: &[String], max_packet: usize) -> io::Result<WsIo<S>>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -430,6 +440,18 @@ where
             let mut refusal =
                 ErrorResponse::new(Some(format!("no MQTT endpoint here; try {path}")));
             *refusal.status_mut() = StatusCode::NOT_FOUND;
+            return Err(refusal);
+        }
+        // Catalogue W8: a browser page from elsewhere.
+        let origin = request.headers().get("origin").map(|o| o.to_str());
+        let foreign = match origin {
+            Some(Ok(o)) => !origins.is_empty() && !origins.iter().any(|a| a == o),
+            Some(Err(_)) => !origins.is_empty(),
+            None => false,
+        };
+        if foreign {
+            let mut refusal = ErrorResponse::new(Some("this Origin may not connect".into()));
+            *refusal.status_mut() = StatusCode::FORBIDDEN;
             return Err(refusal);
         }
         let offered = request

@@ -90,7 +90,8 @@ impl Broker {
             let at = bound.local_addr()?;
             let ctx = listeners::Listener::new(config, Some(index), &wrap.describe(), at);
             listeners.push((describe(&wrap.describe(), ctx.anonymous), at));
-            let accepting = accept_loop(bound, wrap, ctx, shared.clone(), shutdown.clone());
+            let stop = shutdown.subscribe();
+            let accepting = accept_loop(bound, wrap, ctx, shared.clone(), shutdown.clone(), stop);
             tasks.spawn(accepting);
         }
         let ctx = listeners::Listener::new(config, None, "MQTT", local_addr);
@@ -100,6 +101,7 @@ impl Broker {
             ctx,
             shared.clone(),
             shutdown.clone(),
+            shutdown.subscribe(),
         ));
         tasks.spawn(housekeeping(shared.clone(), shutdown.subscribe()));
         Ok(Broker {
@@ -207,10 +209,12 @@ async fn accept_loop(
     ctx: listeners::Listener,
     shared: Arc<Shared>,
     shutdown: broadcast::Sender<()>,
+    // Subscribed before the task first runs: a shutdown right after the
+    // start must not be missed.
+    mut stop: broadcast::Receiver<()>,
 ) {
     let ctx = Arc::new(ctx);
     let max = shared.config.limits.max_connections;
-    let mut stop = shutdown.subscribe();
     // Tracks the connection tasks for the drain at shutdown, without a
     // per-task entry (a `JoinSet` costs each idle connection 56 bytes).
     let connections = TaskTracker::new();

@@ -387,3 +387,31 @@ async fn a_stored_session_keeps_its_user_name_for_the_acl_across_a_restart() {
     assert_eq!(received(&mut alice).await, ["alice/x"]);
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_users_client_id_cannot_be_taken_by_another_user() {
+    // Catalogue AU9: bob (or an anonymous client) using alice's client id
+    // neither takes her session over nor wipes it.
+    let broker = broker().await;
+    let mut c = as_user(V5, "alice-laptop", Some("alice"));
+    c.clean_start = false;
+    c.properties.session_expiry_interval = Some(3600);
+    let (mut alice, _) = Raw::connect_with(&broker, c.clone()).await;
+    subscribe_codes(&mut alice, 1, &["alice/#"]).await;
+    for user in [Some("bob"), None] {
+        let (mut other, connack) =
+            Raw::connect_with(&broker, as_user(V5, "alice-laptop", user)).await;
+        let Packet::ConnAck(ConnAck { reason_code, .. }) = connack else {
+            panic!("{connack:?}")
+        };
+        assert_eq!(reason_code, ReasonCode::NOT_AUTHORIZED, "{user:?}");
+        assert!(other.closed().await.is_empty());
+    }
+    // alice was not disturbed, and may come back on another connection.
+    alice.send(Packet::PingReq).await;
+    assert_eq!(alice.recv().await, Some(Packet::PingResp));
+    drop(alice);
+    let (_, connack) = Raw::connect_with(&broker, c).await;
+    assert!(matches!(connack, Packet::ConnAck(ref a) if a.session_present));
+    broker.shutdown().await;
+}

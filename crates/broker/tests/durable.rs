@@ -414,3 +414,25 @@ async fn a_shared_subscription_survives_a_restart_v5() {
     assert_eq!(expect_publish(m.recv().await).payload, b"after"[..]);
     broker.shutdown().await;
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_store_is_readable_by_the_brokers_user_only() {
+    // Catalogue AU11: stored messages and wills are nobody else's business.
+    // (Also: a shutdown right after the start, before any task has run.)
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("new-data-dir");
+    let broker = durable_broker(&data).await;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "a directory the broker made");
+    let files: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!files.is_empty());
+    for file in files {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    broker.shutdown().await;
+}

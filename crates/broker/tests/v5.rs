@@ -849,12 +849,17 @@ mod enhanced_auth {
 
     const METHOD: &str = "SCRAM-SHA-256";
 
-    /// A broker whose SCRAM users file holds `user` / `pencil`.
+    /// A broker whose SCRAM users file holds `user` and `other`, both with
+    /// password `pencil`.
     async fn scram_broker() -> (pigeon_broker::Broker, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("scram");
         let secret = ScramSecret::new("pencil", 4096).to_rfc5803();
-        std::fs::write(&file, format!("# test users\nuser:{secret}\n")).unwrap();
+        std::fs::write(
+            &file,
+            format!("# test users\nuser:{secret}\nother:{secret}\n"),
+        )
+        .unwrap();
         let broker = broker_with(|c| c.scram_users_file = file).await;
         (broker, dir)
     }
@@ -977,6 +982,32 @@ mod enhanced_auth {
                 );
             }
         }
+    }
+
+    #[tokio::test]
+    async fn re_authentication_as_another_user_is_refused_v5() {
+        // Catalogue AU10: the password is right, the user is not the same.
+        let (broker, _dir) = scram_broker().await;
+        let (mut c, mut scram, server_first) = begin(&broker, "pencil").await;
+        c.send(auth_packet(
+            ReasonCode::CONTINUE_AUTHENTICATION,
+            scram.last(&server_first).unwrap(),
+        ))
+        .await;
+        connack(c.recv().await.unwrap());
+        let mut other = ScramClient::new("other", "pencil");
+        c.send(auth_packet(ReasonCode::RE_AUTHENTICATE, other.first()))
+            .await;
+        let first = auth_data(c.recv().await, ReasonCode::CONTINUE_AUTHENTICATION);
+        c.send(auth_packet(
+            ReasonCode::CONTINUE_AUTHENTICATION,
+            other.last(&first).unwrap(),
+        ))
+        .await;
+        assert_eq!(
+            last_disconnect(&c.closed().await),
+            Some(ReasonCode::NOT_AUTHORIZED)
+        );
     }
 
     #[tokio::test]

@@ -330,11 +330,32 @@ async fn a_bad_websocket_client_is_closed_and_no_one_else_notices() {
 #[test]
 fn bad_listener_configuration_is_one_line() {
     let dir = tempfile::tempdir().unwrap();
+    make_pki(dir.path());
+    std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+    std::fs::write(dir.path().join("acl"), "user a\ntopic read a/#/b\n").unwrap();
     let d = dir.path().display();
+    let tls = format!("certfile = \"{d}/server.pem\"\nkeyfile = \"{d}/server.key\"\n");
     for (config, says) in [
         (
             format!("[[listeners]]\naddress = \"127.0.0.1:0\"\ncertfile = \"{d}/x.pem\"\n"),
             "certfile and keyfile",
+        ),
+        // Catalogue TL4: an empty CA bundle never means "verify nothing".
+        (
+            format!("[[listeners]]\naddress = \"127.0.0.1:0\"\n{tls}cafile = \"{d}/empty.pem\"\n"),
+            "empty.pem: no PEM certificate",
+        ),
+        (
+            format!("[[listeners]]\naddress = \"127.0.0.1:0\"\n{tls}use_identity_as_username = true\n"),
+            "needs require_certificate",
+        ),
+        (
+            format!("acl_file = \"{d}/acl\"\n"),
+            "line 2: `a/#/b` is not a valid topic filter",
+        ),
+        (
+            format!("[[listeners]]\naddress = \"127.0.0.1:0\"\nacl_file = \"{d}/missing-acl\"\n"),
+            "listeners[0].acl_file",
         ),
         (
             format!(

@@ -188,7 +188,13 @@ impl DurableStore {
     /// `cache_bytes` bounds redb's page cache: pages beyond it are read
     /// from the file again (the operating system's cache usually has them).
     pub fn open(dir: &Path, mode: Mode, cache_bytes: usize) -> Result<DurableStore, OpenError> {
-        std::fs::create_dir_all(dir).map_err(|source| OpenError::Dir {
+        // Catalogue AU11: what clients sent is for the broker's user only
+        // (a new directory 0700, the file 0600).
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|source| OpenError::Dir {
             dir: dir.to_path_buf(),
             source,
         })?;
@@ -202,6 +208,17 @@ impl DurableStore {
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse { path: path.clone() },
             e => db_error(&e),
         })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let private = std::fs::Permissions::from_mode(0o600);
+            if let Err(e) = std::fs::set_permissions(&path, private) {
+                tracing::warn!(
+                    "store: cannot make {} private (mode 0600): {e}",
+                    path.display()
+                );
+            }
+        }
         tracing::info!(
             "store: opened {} in {:.1?}",
             path.display(),
