@@ -203,14 +203,6 @@ impl Shared {
         identity
     }
 
-    /// Whether `session` may receive a message on `topic` under `acl`. A
-    /// session without an identity (stored before ACLs) may not.
-    fn may_read(acl: Option<&AclSet>, session: &Session, topic: &str) -> bool {
-        let Some(acl) = acl else { return true };
-        let identity = session.lock().identity.clone();
-        identity.is_some_and(|id| acl.allows(&id, &session.client_id, topic, Access::Read))
-    }
-
     /// Publishes a will, if its client may still write its topic (the ACL
     /// may have changed since CONNECT).
     fn publish_will(&self, session: &Session, identity: Option<&Identity>, will: Arc<Publish>) {
@@ -613,9 +605,6 @@ impl Shared {
                 if session.lock().owner.is_some() != connected {
                     continue;
                 }
-                if !Shared::may_read(pick.acl, session, pick.message.topic.as_str()) {
-                    continue;
-                }
                 let message = pick.message;
                 let delivery = Delivery {
                     message: Body::Here(message.clone()),
@@ -628,7 +617,10 @@ impl Shared {
                     seq: 0,
                     shared: Some(group.clone()),
                 };
-                if let Ok(queued) = session.enqueue(delivery, limits, pick.journal) {
+                // A member the ACL does not let read it is skipped.
+                if let Ok(queued) =
+                    session.enqueue_checked(delivery, limits, pick.journal, pick.acl)
+                {
                     routed.queued += 1;
                     routed.note(queued.seq);
                     self.count_evicted(session, queued.evicted);
@@ -804,7 +796,6 @@ impl Shared {
         });
         let limits = self.queue_limits();
         let acl = self.acl();
-        let topic = message.topic.as_str();
         for target in targets {
             if target.no_local && Some(target.session) == from {
                 continue; // MQTT-3.8.3-3 (5.0)
@@ -812,9 +803,6 @@ impl Shared {
             let Some(session) = by_id.get(&target.session) else {
                 continue;
             };
-            if !Shared::may_read(acl.as_deref(), session, topic) {
-                continue;
-            }
             let delivery = Delivery {
                 message: Body::Here(message.clone()),
                 qos: message.qos.min(target.qos),
@@ -828,12 +816,14 @@ impl Shared {
                 seq: 0,
                 shared: None,
             };
-            match session.enqueue(delivery, limits, journal) {
+            match session.enqueue_checked(delivery, limits, journal, acl.as_deref()) {
                 Ok(queued) => {
                     routed.queued += 1;
                     routed.note(queued.seq);
                     self.count_evicted(session, queued.evicted);
                 }
+                // Not for this subscriber: neither queued nor refused.
+                Err(Refused::Denied) => {}
                 Err(refused) => {
                     routed.refused += 1;
                     self.count_drop(session, refused);
@@ -1007,11 +997,6 @@ impl Shared {
         };
         let acl = self.acl();
         for (message, expires_at) in matching {
-            // Catalogue AU4: a retained message goes only where its topic
-            // may be read now.
-            if !Shared::may_read(acl.as_deref(), session, message.topic.as_str()) {
-                continue;
-            }
             let body_id = std::sync::OnceLock::new();
             let journal = self.store.is_persistent().then_some(Journal {
                 store: &*self.store,
@@ -1027,8 +1012,11 @@ impl Shared {
                 seq: 0,
                 shared: None,
             };
-            match session.enqueue(delivery, limits, journal) {
+            // Catalogue AU4: a retained message goes only where its topic
+            // may be read now.
+            match session.enqueue_checked(delivery, limits, journal, acl.as_deref()) {
                 Ok(queued) => self.count_evicted(session, queued.evicted),
+                Err(Refused::Denied) => {}
                 Err(refused) => self.count_drop(session, refused),
             }
         }

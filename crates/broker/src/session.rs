@@ -96,6 +96,9 @@ pub enum Refused {
     QueueFull,
     /// QoS 0 for an offline session, which is not queued by default.
     Offline,
+    /// The ACL does not let the session's client read the topic (or the
+    /// session has no identity while an ACL is configured).
+    Denied,
 }
 
 /// The connection currently serving a session.
@@ -202,9 +205,21 @@ impl Session {
     /// sequence number is what the publisher's acknowledgement waits for.
     pub fn enqueue(
         &self,
+        delivery: Delivery,
+        limits: QueueLimits,
+        journal: Option<Journal<'_>>,
+    ) -> Result<Queued, Refused> {
+        self.enqueue_checked(delivery, limits, journal, None)
+    }
+
+    /// [`Session::enqueue`], first checking under the same lock that the
+    /// ACL, if any, lets the session's client read the message's topic.
+    pub fn enqueue_checked(
+        &self,
         mut delivery: Delivery,
         limits: QueueLimits,
         journal: Option<Journal<'_>>,
+        acl: Option<&crate::auth::acl::AclSet>,
     ) -> Result<Queued, Refused> {
         let mut inner = self.lock();
         if inner.ended {
@@ -212,6 +227,15 @@ impl Session {
                 seq: None,
                 evicted: 0,
             });
+        }
+        if let (Some(acl), Body::Here(message)) = (acl, &delivery.message) {
+            let topic = message.topic.as_str();
+            let allowed = inner.identity.as_ref().is_some_and(|id| {
+                acl.allows(id, &self.client_id, topic, crate::auth::acl::Access::Read)
+            });
+            if !allowed {
+                return Err(Refused::Denied);
+            }
         }
         if inner.owner.is_none() && delivery.qos == QoS::AtMostOnce && !limits.qos0_offline {
             return Err(Refused::Offline);

@@ -150,8 +150,7 @@ impl AclFile {
 
     /// Whether `who` may read or write the topic name `topic`.
     pub fn allows(&self, who: Who<'_>, topic: &str, access: Access) -> bool {
-        let topic: Vec<&str> = topic.split('/').collect();
-        self.decide(who, Against::Topic(&topic), access)
+        self.decide(who, Against::Topic(topic), access)
     }
 
     /// Whether `who` may subscribe to `filter`: a read rule covers all of
@@ -169,9 +168,19 @@ impl AclFile {
         let mut granted = false;
         let rules = own.iter().map(|r| (r, false));
         for (rule, pattern) in rules.chain(self.patterns.iter().map(|r| (r, true))) {
-            let applied = match pattern {
-                false => against.applies(&rule.levels),
-                true => substitute(&rule.levels, who).is_some_and(|l| against.applies(&l)),
+            // Only a deny can change the answer once granted, and a rule
+            // for the other access never grants.
+            let deny = rule.kind == Kind::Deny;
+            if !deny && (granted || !rule.kind.grants(access)) {
+                continue;
+            }
+            let applied = match (pattern, against) {
+                (false, _) => against.applies(&rule.levels),
+                // Delivery checks run for every message: no allocation.
+                (true, Against::Topic(topic)) => matches_pattern(&rule.levels, topic, who),
+                (true, Against::Filter(_)) => {
+                    substitute(&rule.levels, who).is_some_and(|l| against.applies(&l))
+                }
             };
             if !applied {
                 continue;
@@ -318,7 +327,7 @@ impl AclSet {
 #[derive(Clone, Copy)]
 enum Against<'a> {
     /// A topic name (publish, delivery): the rule must match it.
-    Topic(&'a [&'a str]),
+    Topic(&'a str),
     /// A subscription's filter: the rule must cover it.
     Filter(&'a [&'a str]),
 }
@@ -395,18 +404,73 @@ fn substitute<'a>(levels: &'a [String], who: Who<'_>) -> Option<Vec<Cow<'a, str>
 
 /// Whether the filter `levels` matches the topic name `topic`
 /// (MQTT-4.7.2-1: wildcards at the first level skip `$` topics).
-fn matches_topic<L: AsRef<str>>(levels: &[L], topic: &[&str]) -> bool {
-    let dollar = topic.first().is_some_and(|t| t.starts_with('$'));
+fn matches_topic<L: AsRef<str>>(levels: &[L], topic: &str) -> bool {
+    matches_with(levels, topic, |rule, level| rule == level)
+}
+
+/// Whether a pattern's levels, with `%u`/`%c` standing for the client's
+/// names, match `topic`; false when a name it needs is not a plain level.
+fn matches_pattern(levels: &[String], topic: &str, who: Who<'_>) -> bool {
+    matches_with(levels, topic, |rule, level| match rule.contains('%') {
+        false => rule == level,
+        true => template_matches(rule, level, who),
+    })
+}
+
+/// Level-by-level matching (MQTT-4.7.2-1: wildcards at the first level
+/// skip `$` topics), literal levels compared by `same`.
+fn matches_with<L: AsRef<str>>(
+    levels: &[L],
+    topic: &str,
+    same: impl Fn(&str, &str) -> bool,
+) -> bool {
+    let dollar = topic.starts_with('$');
+    let mut names = topic.split('/');
     for (i, level) in levels.iter().enumerate() {
-        match level.as_ref() {
-            "#" => return !(i == 0 && dollar),
+        let rule = level.as_ref();
+        if rule == "#" {
+            return !(i == 0 && dollar);
+        }
+        let Some(name) = names.next() else {
+            return false;
+        };
+        match rule {
             "+" if i == 0 && dollar => return false,
-            "+" if i < topic.len() => {}
-            l if topic.get(i) == Some(&l) => {}
+            "+" => {}
+            _ if same(rule, name) => {}
             _ => return false,
         }
     }
-    levels.len() == topic.len()
+    names.next().is_none()
+}
+
+/// Whether the pattern level `template` (with `%u`, `%c`) reads `level`
+/// for this client, without building the substituted string.
+fn template_matches(template: &str, mut level: &str, who: Who<'_>) -> bool {
+    let plain = |name: &str| !name.is_empty() && !name.contains(['+', '#', '/']);
+    let mut rest = template;
+    while let Some(at) = rest.find('%') {
+        let Some(after) = level.strip_prefix(&rest[..at]) else {
+            return false;
+        };
+        let (name, skip) = match rest.get(at..at + 2) {
+            Some("%u") => match who.username.filter(|u| plain(u)) {
+                Some(user) => (user, 2),
+                None => return false,
+            },
+            Some("%c") => match Some(who.client_id).filter(|c| plain(c)) {
+                Some(id) => (id, 2),
+                None => return false,
+            },
+            _ => ("%", 1),
+        };
+        let Some(after) = after.strip_prefix(name) else {
+            return false;
+        };
+        level = after;
+        rest = &rest[at + skip..];
+    }
+    level == rest
 }
 
 /// Whether the rule filter `levels` covers every topic the subscription
@@ -516,6 +580,48 @@ pattern readwrite d/%c-%u/x
         let odd = who(Some("%c"), "dev9");
         assert!(acl.allows(odd, "d/dev9-%c/x", Access::Read));
         assert!(!acl.allows(odd, "d/dev9-dev9/x", Access::Read));
+    }
+
+    #[test]
+    fn patterns_match_in_place_as_they_would_substituted() {
+        // The delivery path matches patterns without building strings;
+        // it must agree with substituting and matching.
+        let patterns = ["a/%c", "%u/+/x", "d/%c-%u/#", "p%%/%u%c", "#", "+/%u", "%c"];
+        let topics = [
+            "a/dev",
+            "a/dev/x",
+            "u/1/x",
+            "d/dev-u/x/y",
+            "d/dev-u",
+            "p%%/udev",
+            "$x/u",
+            "dev",
+            "a/+",
+        ];
+        let names = [
+            (Some("u"), "dev"),
+            (None, "dev"),
+            (Some("u"), "a/b"),
+            (Some(""), "dev"),
+        ];
+        for pattern in patterns {
+            let levels: Vec<String> = pattern.split('/').map(str::to_owned).collect();
+            for topic in topics {
+                for (username, client_id) in names {
+                    let who = Who {
+                        username,
+                        client_id,
+                    };
+                    let substituted =
+                        substitute(&levels, who).is_some_and(|l| matches_topic(&l, topic));
+                    assert_eq!(
+                        matches_pattern(&levels, topic, who),
+                        substituted,
+                        "{pattern} {topic} {username:?} {client_id}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
