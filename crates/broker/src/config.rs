@@ -294,6 +294,10 @@ pub struct Limits {
     /// in milliseconds (slows password guessing; only that connection's
     /// task waits).
     pub auth_failure_delay_ms: u64,
+    /// How long an authentication check (a password hash, or a slow
+    /// custom authenticator) may take, in milliseconds; after that the
+    /// client is refused with 0x88 Server unavailable (3.1.1: 3).
+    pub auth_timeout_ms: u64,
     /// How long a client may take over the PROXY header, TLS and
     /// WebSocket handshakes, in milliseconds; then it is closed.
     pub handshake_timeout_ms: u64,
@@ -344,6 +348,7 @@ impl Default for Limits {
             topic_alias_maximum: 64,
             max_session_expiry: u32::MAX,
             auth_failure_delay_ms: 500,
+            auth_timeout_ms: 10_000,
             handshake_timeout_ms: 10_000,
             connection_rate: 0,
             connection_rate_per_source: 0,
@@ -399,12 +404,9 @@ impl Config {
         check("limits.max_topic_levels", l.max_topic_levels, 1, 65_535)?;
         check("limits.max_client_id_len", l.max_client_id_len, 1, 65_535)?;
         check("limits.max_keep_alive", l.max_keep_alive, 1, u16::MAX)?;
-        check(
-            "limits.handshake_timeout_ms",
-            l.handshake_timeout_ms,
-            1,
-            600_000,
-        )?;
+        let timeout_ms = |key, v| check(key, v, 1, 600_000);
+        timeout_ms("limits.handshake_timeout_ms", l.handshake_timeout_ms)?;
+        timeout_ms("limits.auth_timeout_ms", l.auth_timeout_ms)?;
         for (i, listener) in self.listeners.iter().enumerate() {
             let key = |name: &str| format!("listeners[{i}].{name}");
             let bad = |name: &str, value: &str, allowed: &str| ConfigError::Value {

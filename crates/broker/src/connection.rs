@@ -1433,7 +1433,10 @@ async fn authenticate_blocking(
     let username = connect.username.as_deref().map(str::to_owned);
     let password = connect.password.clone();
     let protocol = connect.protocol;
-    tokio::task::spawn_blocking(move || {
+    let limit = std::time::Duration::from_millis(shared.config.limits.auth_timeout_ms);
+    // Catalogue AU8: a check that hangs or panics refuses the client
+    // (0x88), it never lets it in.
+    let check = tokio::task::spawn_blocking(move || {
         shared.auth.authenticate(&Credentials {
             client_id: &client_id,
             username: username.as_deref(),
@@ -1442,9 +1445,14 @@ async fn authenticate_blocking(
             anonymous_allowed,
             listener,
         })
-    })
-    .await
-    .unwrap_or_else(|_| Err(ReasonCode::SERVER_UNAVAILABLE.into()))
+    });
+    match tokio::time::timeout(limit, check).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) | Err(_) => Err(Refusal::with_reason(
+            ReasonCode::SERVER_UNAVAILABLE,
+            "the authentication check failed or took too long",
+        )),
+    }
 }
 
 /// Most deliveries taken from a session under one lock.

@@ -583,6 +583,61 @@ async fn credentials_go_through_the_authentication_hook() {
     assert_eq!(connack(reply).reason_code, ReasonCode::SUCCESS);
 }
 
+/// An authentication backend that hangs for bob and panics for carol.
+#[derive(Debug)]
+struct Broken;
+
+impl pigeon_broker::auth::Authenticator for Broken {
+    fn authenticate(
+        &self,
+        c: &pigeon_broker::auth::Credentials<'_>,
+    ) -> Result<(), pigeon_broker::auth::Refusal> {
+        match c.username {
+            Some("bob") => std::thread::sleep(Duration::from_secs(2)),
+            Some("carol") => panic!("the backend returned garbage"),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn blocking(&self, _: &pigeon_broker::auth::Credentials<'_>) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn an_authentication_backend_that_hangs_or_fails_refuses_the_client() {
+    // Catalogue AU8: fail closed, with 0x88 Server unavailable, in time.
+    let mut config = pigeon_broker::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        sys_interval: 0,
+        ..Default::default()
+    };
+    config.limits.auth_timeout_ms = 300;
+    config.limits.auth_failure_delay_ms = 0;
+    let store = Box::new(pigeon_broker::store::MemoryStore);
+    let broker = pigeon_broker::Broker::start_with(config, store, Box::new(Broken))
+        .await
+        .unwrap();
+    for user in ["bob", "carol"] {
+        let mut c = connect_packet(V5, user, true);
+        c.username = Some(user.try_into().unwrap());
+        let started = std::time::Instant::now();
+        let (mut c, reply) = Raw::connect_with(&broker, c).await;
+        assert_eq!(
+            connack(reply).reason_code,
+            ReasonCode::SERVER_UNAVAILABLE,
+            "{user}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(1500), "{user}");
+        assert!(c.closed().await.is_empty());
+    }
+    let mut alice = connect_packet(V5, "alice", true);
+    alice.username = Some("alice".try_into().unwrap());
+    let (_c, reply) = Raw::connect_with(&broker, alice).await;
+    assert_eq!(connack(reply).reason_code, ReasonCode::SUCCESS);
+}
+
 #[tokio::test]
 async fn sys_topics_carry_mosquittos_names() {
     let broker = broker_with(|c| c.sys_interval = 1).await;
