@@ -896,6 +896,21 @@ mod enhanced_auth {
         (c, scram, server_first)
     }
 
+    /// A client connected as `user` through SCRAM.
+    async fn logged_in(broker: &pigeon_broker::Broker) -> Raw {
+        let (mut c, mut scram, server_first) = begin(broker, "pencil").await;
+        c.send(auth_packet(
+            ReasonCode::CONTINUE_AUTHENTICATION,
+            scram.last(&server_first).unwrap(),
+        ))
+        .await;
+        assert_eq!(
+            connack(c.recv().await.unwrap()).reason_code,
+            ReasonCode::SUCCESS
+        );
+        c
+    }
+
     #[tokio::test]
     async fn scram_sha256_authenticates_and_the_broker_proves_itself_v5() {
         // MQTT-4.12.0-2, MQTT-4.12.0-3, MQTT-4.12.0-5.
@@ -952,16 +967,7 @@ mod enhanced_auth {
     async fn re_authentication_succeeds_with_auth_0x00_and_fails_with_disconnect_v5() {
         // MQTT-4.12.1-1, MQTT-4.12.1-2.
         let (broker, _dir) = scram_broker().await;
-        let (mut c, mut scram, server_first) = begin(&broker, "pencil").await;
-        c.send(auth_packet(
-            ReasonCode::CONTINUE_AUTHENTICATION,
-            scram.last(&server_first).unwrap(),
-        ))
-        .await;
-        assert_eq!(
-            connack(c.recv().await.unwrap()).reason_code,
-            ReasonCode::SUCCESS
-        );
+        let mut c = logged_in(&broker).await;
         for (password, succeeds) in [("pencil", true), ("crayon", false)] {
             let mut again = ScramClient::new("user", password);
             c.send(auth_packet(ReasonCode::RE_AUTHENTICATE, again.first()))
@@ -988,13 +994,7 @@ mod enhanced_auth {
     async fn re_authentication_as_another_user_is_refused_v5() {
         // Catalogue AU10: the password is right, the user is not the same.
         let (broker, _dir) = scram_broker().await;
-        let (mut c, mut scram, server_first) = begin(&broker, "pencil").await;
-        c.send(auth_packet(
-            ReasonCode::CONTINUE_AUTHENTICATION,
-            scram.last(&server_first).unwrap(),
-        ))
-        .await;
-        connack(c.recv().await.unwrap());
+        let mut c = logged_in(&broker).await;
         let mut other = ScramClient::new("other", "pencil");
         c.send(auth_packet(ReasonCode::RE_AUTHENTICATE, other.first()))
             .await;

@@ -14,16 +14,6 @@ use std::time::{Duration, Instant};
 mod common;
 use common::*;
 
-/// CONNECT (3.1.1, clean session, keep-alive 60) for client `id`.
-fn connect_bytes(id: &str) -> Vec<u8> {
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60];
-    body.extend_from_slice(&(id.len() as u16).to_be_bytes());
-    body.extend_from_slice(id.as_bytes());
-    let mut packet = vec![0x10, body.len() as u8];
-    packet.extend(body);
-    packet
-}
-
 /// A client frame: FIN and opcode in `first`, masked unless `unmasked`.
 fn frame(first: u8, payload: &[u8], unmasked: bool) -> Vec<u8> {
     let mut f = vec![first];
@@ -107,7 +97,7 @@ fn read_mqtt(s: &mut TcpStream, n: usize) -> Vec<u8> {
 }
 
 fn broker(dir: &Path) -> (Service, u16, u16) {
-    make_pki(dir);
+    let _ = make_pki(dir);
     let (mqtt, ws, tls) = (free_port(), free_port(), free_port());
     let d = dir.display();
     let config = format!(
@@ -129,22 +119,7 @@ certfile = "{d}/server.pem"
 keyfile = "{d}/server.key"
 "#
     );
-    let path = dir.join("pigeon.toml");
-    std::fs::write(&path, config).unwrap();
-    let child = std::process::Command::new(PIGEON)
-        .args(["broker", "-c", path.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for port in [mqtt, ws, tls] {
-        wait_listening(port);
-    }
-    let service = Service {
-        child,
-        port: mqtt,
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let service = pigeon_with_config(dir, &config, &[mqtt, ws, tls]);
     (service, ws, tls)
 }
 

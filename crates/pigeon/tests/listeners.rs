@@ -77,22 +77,8 @@ keyfile = "{d}/server.key"
         ws = ports.ws,
         wss = ports.wss,
     );
-    let path = dir.join("pigeon.toml");
-    std::fs::write(&path, config).unwrap();
-    let child = std::process::Command::new(PIGEON)
-        .args(["broker", "-c", path.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for port in [ports.mqtt, ports.tls, ports.mtls, ports.ws, ports.wss] {
-        wait_listening(port);
-    }
-    let service = Service {
-        child,
-        port: ports.mqtt,
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let all = [ports.mqtt, ports.tls, ports.mtls, ports.ws, ports.wss];
+    let service = pigeon_with_config(dir, &config, &all);
     (service, ports)
 }
 

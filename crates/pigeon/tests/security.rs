@@ -14,33 +14,9 @@ use std::time::Duration;
 mod common;
 use common::*;
 
-/// Starts `pigeon broker -c` with `config` (its log kept in `dir`) once
-/// every port in `ports` listens.
-fn start(dir: &Path, config: &str, ports: &[u16]) -> Service {
-    let path = dir.join("pigeon.toml");
-    std::fs::write(&path, config).unwrap();
-    let log = std::fs::File::create(dir.join("broker.log")).unwrap();
-    let child = std::process::Command::new(PIGEON)
-        .args(["broker", "-c", path.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    for port in ports {
-        wait_listening(*port);
-    }
-    Service {
-        child,
-        port: ports[0],
-        dir: tempfile::tempdir().unwrap(),
-    }
-}
-
 fn log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("broker.log")).unwrap()
 }
-
-type Ca = rcgen::Issuer<'static, rcgen::KeyPair>;
 
 /// A client certificate signed by the test CA, with `cn` as Common Name
 /// (none if `None`), expired or not.
@@ -61,26 +37,6 @@ fn client_cert(dir: &Path, issuer: &Ca, file: &str, cn: Option<&str>, expired: b
     std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
 }
 
-/// A CA (returned, to sign client certificates) and a server certificate
-/// for localhost.
-fn make_ca(dir: &Path) -> Ca {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "pigeon test CA");
-    let ca_key = KeyPair::generate().unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.self_signed(&ca_key).unwrap().pem()).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    params.distinguished_name.push(DnType::CommonName, "server");
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
-    issuer
-}
-
 #[test]
 fn certificate_identities_are_user_names_for_the_listeners_acl() {
     if !have("mosquitto_pub") || !have("mosquitto_sub") {
@@ -88,7 +44,7 @@ fn certificate_identities_are_user_names_for_the_listeners_acl() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ca = make_ca(d);
+    let ca = make_pki(d);
     client_cert(d, &ca, "alice", Some("alice"), false);
     client_cert(d, &ca, "mallory", Some("mallory"), false);
     client_cert(d, &ca, "expired", Some("alice"), true);
@@ -111,7 +67,7 @@ use_identity_as_username = true
 acl_file = "{p}/acl"
 "#
     );
-    let _broker = start(d, &config, &[plain, tls]);
+    let _broker = pigeon_with_config(d, &config, &[plain, tls]);
     // The plain listener has no ACL: it watches everything.
     let plain = plain.to_string();
     let watcher = background(
@@ -170,16 +126,6 @@ acl_file = "{p}/acl"
     assert!(log.contains("no Common Name"), "{log}");
 }
 
-/// CONNECT (3.1.1, clean session, keep-alive 60) for client `id`.
-fn connect_bytes(id: &str) -> Vec<u8> {
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60];
-    body.extend_from_slice(&(id.len() as u16).to_be_bytes());
-    body.extend_from_slice(id.as_bytes());
-    let mut packet = vec![0x10, body.len() as u8];
-    packet.extend(body);
-    packet
-}
-
 /// Sends `header` and a CONNECT on a new connection to `port`: whether a
 /// CONNACK accepting it came back (false if the broker closed instead).
 fn connect_through(port: u16, header: &[u8], id: &str) -> (bool, TcpStream) {
@@ -225,7 +171,7 @@ connection_rate_per_source = 1
 "#,
         d.display()
     );
-    let _broker = start(d, &config, &[plain, proxied]);
+    let _broker = pigeon_with_config(d, &config, &[plain, proxied]);
     // v1 and v2 from different sources: each the first from its address.
     let v1 = b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 1883\r\n";
     assert!(connect_through(proxied, v1, "v1").0);
@@ -304,7 +250,7 @@ password_file = "{o}"
         g = global.display(),
         o = own.display(),
     );
-    let _broker = start(d, &config, &[plain, capped]);
+    let _broker = pigeon_with_config(d, &config, &[plain, capped]);
     let publish = |port: u16, user: &str| {
         let port = port.to_string();
         let args = ["-p", &port, "-u", user, "-P", "pw", "-t", "t", "-m", "x"];

@@ -161,10 +161,13 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// The test CA, to sign more certificates with.
+pub type Ca = rcgen::Issuer<'static, rcgen::KeyPair>;
+
 /// A CA (`ca.pem`), a server certificate for localhost (`server.pem`,
 /// `server.key`) and a client certificate (`client.pem`, `client.key`)
-/// signed by it, made with rcgen into `dir`.
-pub fn make_pki(dir: &Path) {
+/// signed by it, made with rcgen into `dir`. Returns the CA.
+pub fn make_pki(dir: &Path) -> Ca {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -182,4 +185,38 @@ pub fn make_pki(dir: &Path) {
         std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
         std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
     }
+    issuer
+}
+
+/// `pigeon broker -c` with `config` written to `dir/pigeon.toml`, its log
+/// in `dir/broker.log`, once every port in `ports` listens (the first is
+/// the service's port).
+pub fn pigeon_with_config(dir: &Path, config: &str, ports: &[u16]) -> Service {
+    let path = dir.join("pigeon.toml");
+    std::fs::write(&path, config).unwrap();
+    let log = std::fs::File::create(dir.join("broker.log")).unwrap();
+    let child = Command::new(PIGEON)
+        .args(["broker", "-c", path.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    for port in ports {
+        wait_listening(*port);
+    }
+    Service {
+        child,
+        port: ports[0],
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+/// CONNECT (3.1.1, clean session, keep-alive 60) for client `id`, as bytes.
+pub fn connect_bytes(id: &str) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60];
+    body.extend_from_slice(&(id.len() as u16).to_be_bytes());
+    body.extend_from_slice(id.as_bytes());
+    let mut packet = vec![0x10, body.len() as u8];
+    packet.extend(body);
+    packet
 }
