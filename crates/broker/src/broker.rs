@@ -83,7 +83,7 @@ struct Pick<'a> {
     /// A member that is leaving: not a candidate.
     gone: Option<SessionId>,
     /// Members the ACL does not let read the topic are skipped.
-    acl: Option<&'a AclSet>,
+    acl: &'a AclSet,
 }
 
 /// A pseudo-random number (for the `random` shared subscription strategy;
@@ -126,6 +126,10 @@ pub(crate) struct Attached {
     pub discarded: Option<Seq>,
 }
 
+/// Password checks (argon2id: tens of MiB, tens of ms each) run at once
+/// at most; the others wait their turn (within `limits.auth_timeout_ms`).
+const AUTH_SLOTS: usize = 8;
+
 /// The broker's shared state.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -150,6 +154,8 @@ pub(crate) struct Shared {
     pub auth: Box<dyn Authenticator>,
     /// The ACL files (replaced whole on SIGHUP).
     acl: RwLock<Arc<AclSet>>,
+    /// Blocking authentication checks that may run at once.
+    pub auth_slots: Arc<tokio::sync::Semaphore>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -182,6 +188,7 @@ impl Shared {
             store,
             auth,
             acl: RwLock::new(Arc::new(acl)),
+            auth_slots: Arc::new(tokio::sync::Semaphore::new(AUTH_SLOTS)),
         }
     }
 
@@ -189,6 +196,11 @@ impl Shared {
     pub fn acl(&self) -> Option<Arc<AclSet>> {
         let acl = read(&self.acl).clone();
         acl.is_active().then_some(acl)
+    }
+
+    /// The ACL files as loaded now (inactive when none is configured).
+    pub fn acl_set(&self) -> Arc<AclSet> {
+        read(&self.acl).clone()
     }
 
     /// Puts new ACL rules in place (SIGHUP).
@@ -375,6 +387,12 @@ impl Shared {
                 kick: None,
             });
             inner.expiry = expiry;
+            // Messages queued for another identity (a take-over by another
+            // user or through another listener) are checked again as they
+            // are sent.
+            if inner.identity.as_deref() != Some(&*identity) {
+                inner.checked_under = 0;
+            }
             inner.identity = Some(identity.clone());
             inner.disconnected_at = None;
             // MQTT-3.1.3-9 (5.0): a new connection to the session before the
@@ -560,14 +578,14 @@ impl Shared {
                 message: &body_id,
             });
         let mut routed = Routed::default();
-        let acl = self.acl();
+        let acl = self.acl_set();
         let pick = Pick {
             message: &message,
             from: None,
             expires_at,
             journal,
             gone: Some(gone),
-            acl: acl.as_deref(),
+            acl: &acl,
         };
         self.deliver_shared(&group, &pick, &by_id, &mut routed);
     }
@@ -593,6 +611,7 @@ impl Shared {
             SharedStrategy::Sticky => pick.from.map_or(0, |id| hash_u64(id) as usize),
         } % n;
         let limits = self.queue_limits();
+        let mut full = false;
         for connected in [true, false] {
             for i in 0..n {
                 let (id, sub) = &group.members[(start + i) % n];
@@ -617,19 +636,25 @@ impl Shared {
                     seq: 0,
                     shared: Some(group.clone()),
                 };
-                // A member the ACL does not let read it is skipped.
-                if let Ok(queued) =
-                    session.enqueue_checked(delivery, limits, pick.journal, pick.acl)
-                {
-                    routed.queued += 1;
-                    routed.note(queued.seq);
-                    self.count_evicted(session, queued.evicted);
-                    return;
+                match session.enqueue_checked(delivery, limits, pick.journal, Some(pick.acl)) {
+                    Ok(queued) => {
+                        routed.queued += 1;
+                        routed.note(queued.seq);
+                        self.count_evicted(session, queued.evicted);
+                        return;
+                    }
+                    // A member the ACL does not let read it is skipped.
+                    Err(Refused::Denied) => {}
+                    Err(_) => full = true,
                 }
             }
         }
-        routed.refused += 1;
-        self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
+        // Only members with full queues make it a refusal: a group whose
+        // members may not read the topic did not want it.
+        if full {
+            routed.refused += 1;
+            self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn remove_session(&self, session: &Arc<Session>) {
@@ -795,7 +820,7 @@ impl Shared {
             message: &body_id,
         });
         let limits = self.queue_limits();
-        let acl = self.acl();
+        let acl = self.acl_set();
         for target in targets {
             if target.no_local && Some(target.session) == from {
                 continue; // MQTT-3.8.3-3 (5.0)
@@ -816,7 +841,7 @@ impl Shared {
                 seq: 0,
                 shared: None,
             };
-            match session.enqueue_checked(delivery, limits, journal, acl.as_deref()) {
+            match session.enqueue_checked(delivery, limits, journal, Some(&acl)) {
                 Ok(queued) => {
                     routed.queued += 1;
                     routed.note(queued.seq);
@@ -837,7 +862,7 @@ impl Shared {
                 expires_at,
                 journal,
                 gone: None,
-                acl: acl.as_deref(),
+                acl: &acl,
             };
             self.deliver_shared(group, &pick, &by_id, &mut routed);
         }
@@ -995,7 +1020,7 @@ impl Shared {
             qos0_offline: true,
             ..self.queue_limits()
         };
-        let acl = self.acl();
+        let acl = self.acl_set();
         for (message, expires_at) in matching {
             let body_id = std::sync::OnceLock::new();
             let journal = self.store.is_persistent().then_some(Journal {
@@ -1014,7 +1039,7 @@ impl Shared {
             };
             // Catalogue AU4: a retained message goes only where its topic
             // may be read now.
-            match session.enqueue_checked(delivery, limits, journal, acl.as_deref()) {
+            match session.enqueue_checked(delivery, limits, journal, Some(&acl)) {
                 Ok(queued) => self.count_evicted(session, queued.evicted),
                 Err(Refused::Denied) => {}
                 Err(refused) => self.count_drop(session, refused),

@@ -24,7 +24,7 @@ use pigeon_proto::topic::{Subscription as Filter, TopicFilter};
 use pigeon_proto::{decode, Error, Packet, PacketId, Protocol, QoS, ReasonCode};
 use tokio::sync::broadcast;
 
-use crate::auth::acl::{Access, Identity};
+use crate::auth::acl::{Access, AclSet, Identity};
 use crate::auth::{AuthExchange, AuthStep, Credentials, Refusal};
 use crate::broker::Shared;
 use crate::config::DeniedPublish;
@@ -514,23 +514,20 @@ impl Conn {
             }
             Authenticated::Refused => return,
         };
-        let username: Option<String> = match (cert_user, &self.auth) {
+        // The user name the checks vouched for: the certificate's, the
+        // enhanced authentication's (never CONNECT's unchecked one), or
+        // CONNECT's once the password check passed.
+        let verified: Option<String> = match (cert_user, &self.auth) {
             (Some(name), _) => Some(name),
             (None, Some(auth)) => auth.exchange.user().map(str::to_owned),
             (None, None) => None,
         };
-        let username = username.as_deref().or(connect.username.as_deref());
+        let username = match (&verified, &self.auth) {
+            (Some(name), _) => Some(name.as_str()),
+            (None, Some(_)) => None,
+            (None, None) => connect.username.as_deref(),
+        };
         let identity = self.listener.identity(username);
-        if let (Some(will), Some(acl)) = (&connect.will, self.shared.acl()) {
-            let topic = will.topic.as_str();
-            let id = connect.client_id.as_str();
-            if !acl.allows(&identity, id, topic, Access::Write) {
-                let why = format!("the ACL denies write to '{topic}' (the will topic)");
-                let refusal = Refusal::with_reason(ReasonCode::NOT_AUTHORIZED, &why);
-                self.refuse_logged(&connect, username, refusal);
-                return;
-            }
-        }
         // Catalogue AU9: one user cannot take over or wipe another's
         // session by using its client id.
         if self.shared.config.protect_client_ids {
@@ -554,6 +551,16 @@ impl Conn {
             client_id = format!("pigeon-{:016x}", rand_id()).into();
             if v5 {
                 connack.properties.assigned_client_identifier = client_id.as_ref().try_into().ok();
+            }
+        }
+        // Checked with the client id it will have (a `%c` pattern).
+        if let (Some(will), Some(acl)) = (&connect.will, self.shared.acl()) {
+            let topic = will.topic.as_str();
+            if !acl.allows(&identity, &client_id, topic, Access::Write) {
+                let why = format!("the ACL denies write to '{topic}' (the will topic)");
+                let refusal = Refusal::with_reason(ReasonCode::NOT_AUTHORIZED, &why);
+                self.refuse_logged(&connect, username, refusal);
+                return;
             }
         }
         let expiry = session_expiry(&connect, limits.max_session_expiry);
@@ -798,6 +805,14 @@ impl Conn {
         if let Some(will) = &connect.will {
             if will.topic.check_levels(limits.max_topic_levels).is_err() {
                 return Some(Refusal::from(ReasonCode::TOPIC_NAME_INVALID));
+            }
+            // Catalogue P5, for wills too: a retained will must not plant
+            // a `$SYS` message.
+            if will.topic.as_str().starts_with("$SYS") {
+                return Some(Refusal::with_reason(
+                    ReasonCode::NOT_AUTHORIZED,
+                    "a will may not be published to $SYS topics",
+                ));
             }
             // MQTT-3.2.2-12, MQTT-3.2.2-13 (5.0).
             if will.qos > self.shared.maximum_qos() {
@@ -1120,6 +1135,10 @@ impl Conn {
         // this one share the session's lock.
         let mut batch = std::mem::take(&mut self.batch);
         let now_ms = crate::broker::unix_millis();
+        // Messages queued under another ACL or for another identity are
+        // checked again now (a revoked right stops them, catalogue AU3).
+        let acl = self.shared.acl_set();
+        let recheck = acl.is_active() && session.checked_under() != acl.generation;
         loop {
             session.take(self.flow.send_quota(), FILL_BATCH, &mut batch);
             let taken = batch.len();
@@ -1137,6 +1156,12 @@ impl Conn {
                         break;
                     }
                 };
+                if recheck && !self.may_read(&acl, &session, message.topic.as_str()) {
+                    if let Some(stored) = delivery.stored {
+                        self.record(|client_id| Op::Done { client_id, stored }, false);
+                    }
+                    continue;
+                }
                 let remaining = match expires_at {
                     None => None,
                     Some(at) => match at.checked_sub(now_ms).filter(|&ms| ms > 0) {
@@ -1211,6 +1236,16 @@ impl Conn {
             }
         }
         self.batch = batch;
+    }
+
+    /// Whether this connection's client may read `topic` under `acl`.
+    fn may_read(&self, acl: &AclSet, session: &Session, topic: &str) -> bool {
+        let Some(held) = &self.held else { return false };
+        let allowed = acl.allows(&held.identity, &session.client_id, topic, Access::Read);
+        if !allowed {
+            tracing::debug!(client_id = %session.client_id, "queued message on '{topic}' not sent: the ACL no longer lets this client read it");
+        }
+        allowed
     }
 
     /// The message of `delivery`, read back from the store if only the
@@ -1435,17 +1470,25 @@ async fn authenticate_blocking(
     let protocol = connect.protocol;
     let limit = std::time::Duration::from_millis(shared.config.limits.auth_timeout_ms);
     // Catalogue AU8: a check that hangs or panics refuses the client
-    // (0x88), it never lets it in.
-    let check = tokio::task::spawn_blocking(move || {
-        shared.auth.authenticate(&Credentials {
-            client_id: &client_id,
-            username: username.as_deref(),
-            password: password.as_deref(),
-            protocol,
-            anonymous_allowed,
-            listener,
+    // (0x88), it never lets it in. Checks run a few at a time (a slow hash
+    // takes tens of MiB): a check that timed out keeps its slot until it
+    // ends, so hung checks cannot pile up threads and memory.
+    let slots = shared.auth_slots.clone();
+    let check = async move {
+        let slot = slots.acquire_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            shared.auth.authenticate(&Credentials {
+                client_id: &client_id,
+                username: username.as_deref(),
+                password: password.as_deref(),
+                protocol,
+                anonymous_allowed,
+                listener,
+            })
         })
-    });
+        .await
+    };
     match tokio::time::timeout(limit, check).await {
         Ok(Ok(answer)) => answer,
         Ok(Err(_)) | Err(_) => Err(Refusal::with_reason(

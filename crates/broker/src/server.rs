@@ -130,6 +130,21 @@ impl Broker {
     /// state; the errors are returned, one line each. Listeners themselves
     /// (addresses, protocols) change only with a restart.
     pub fn reload(&self, config: &Config) -> Vec<String> {
+        // Per-listener files are matched to listeners by position: with a
+        // changed list they would land on the wrong listener.
+        let running = &self.shared.config.listeners;
+        let same = running.len() == config.listeners.len()
+            && running
+                .iter()
+                .zip(&config.listeners)
+                .all(|(a, b)| a.address == b.address && a.protocol == b.protocol);
+        if !same {
+            return vec![
+                "the [[listeners]] changed: restart the broker to apply them; \
+                 certificates, passwords and ACLs were left as they were"
+                    .into(),
+            ];
+        }
         let mut errors = Vec::new();
         for (listener, slot) in config.listeners.iter().zip(&self.tls_slots) {
             if let Some(slot) = slot {

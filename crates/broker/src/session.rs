@@ -130,6 +130,11 @@ pub struct Inner {
     /// Its client's user name and listener, for the ACL (set at CONNECT;
     /// `None` for a session stored before the broker kept identities).
     pub identity: Option<Arc<crate::auth::acl::Identity>>,
+    /// The ACL generation every queued message was checked under against
+    /// `identity`; 0 when unknown (restored from disk, queued under an
+    /// older ACL, or the identity changed): the connection then checks
+    /// each message again as it sends it.
+    pub checked_under: u64,
     /// Seconds the session outlives its connection; `None` means forever.
     pub expiry: Option<u32>,
     /// When the last connection ended.
@@ -213,7 +218,8 @@ impl Session {
     }
 
     /// [`Session::enqueue`], first checking under the same lock that the
-    /// ACL, if any, lets the session's client read the message's topic.
+    /// ACL, if any, lets the session's client read the message's topic,
+    /// and noting the ACL generation the queue was checked under.
     pub fn enqueue_checked(
         &self,
         mut delivery: Delivery,
@@ -228,13 +234,20 @@ impl Session {
                 evicted: 0,
             });
         }
-        if let (Some(acl), Body::Here(message)) = (acl, &delivery.message) {
-            let topic = message.topic.as_str();
-            let allowed = inner.identity.as_ref().is_some_and(|id| {
-                acl.allows(id, &self.client_id, topic, crate::auth::acl::Access::Read)
-            });
-            if !allowed {
-                return Err(Refused::Denied);
+        if let Some(acl) = acl {
+            if let (true, Body::Here(message)) = (acl.is_active(), &delivery.message) {
+                let topic = message.topic.as_str();
+                let allowed = inner.identity.as_ref().is_some_and(|id| {
+                    acl.allows(id, &self.client_id, topic, crate::auth::acl::Access::Read)
+                });
+                if !allowed {
+                    return Err(Refused::Denied);
+                }
+            }
+            if inner.queue.is_empty() {
+                inner.checked_under = acl.generation;
+            } else if inner.checked_under != acl.generation {
+                inner.checked_under = 0;
             }
         }
         if inner.owner.is_none() && delivery.qos == QoS::AtMostOnce && !limits.qos0_offline {
@@ -287,6 +300,11 @@ impl Session {
         inner.queue.push_back(delivery);
         wake(inner);
         Ok(Queued { seq, evicted })
+    }
+
+    /// The ACL generation its queue was checked under (0: unknown).
+    pub fn checked_under(&self) -> u64 {
+        self.lock().checked_under
     }
 
     /// Asks the connection holding the session, if any, to let go with

@@ -415,3 +415,112 @@ async fn a_users_client_id_cannot_be_taken_by_another_user() {
     assert!(matches!(connack, Packet::ConnAck(ref a) if a.session_present));
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn messages_queued_before_a_revocation_are_not_sent_after_it() {
+    // Catalogue AU3 (CVE-2021-34434), offline then online: bob's right is
+    // revoked while messages wait in his stored session.
+    let dir = tempfile::tempdir().unwrap();
+    let acl = write_rules(dir.path(), RULES);
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        sys_interval: 0,
+        durability: Durability::Memory,
+        acl_file: acl.clone(),
+        ..Config::default()
+    };
+    let broker = Broker::start(config.clone()).await.unwrap();
+    let mut c = as_user(V5, "bob-phone", Some("bob"));
+    c.clean_start = false;
+    c.properties.session_expiry_interval = Some(3600);
+    let (mut bob, _) = Raw::connect_with(&broker, c.clone()).await;
+    subscribe_codes(&mut bob, 1, &["alice/#"]).await;
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut root = connect_as(&broker, V5, "root", Some("root")).await;
+    publish_code(&mut root, "alice/queued", 1).await;
+    std::fs::write(&acl, RULES.replace("user bob\ntopic read alice/#\n", "")).unwrap();
+    assert!(broker.reload(&config).is_empty());
+    let (mut bob, connack) = Raw::connect_with(&broker, c).await;
+    assert!(matches!(connack, Packet::ConnAck(ref a) if a.session_present));
+    assert!(
+        received(&mut bob).await.is_empty(),
+        "sent after the revocation"
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_session_resumed_by_another_user_gets_only_what_that_user_may_read() {
+    // With protect_client_ids off, carol may resume bob's session; what
+    // was queued for bob is checked against carol's rights as it is sent.
+    let dir = tempfile::tempdir().unwrap();
+    let broker = acl_broker(dir.path(), |c| c.protect_client_ids = false).await;
+    let mut c = as_user(V5, "shared-id", Some("bob"));
+    c.clean_start = false;
+    c.properties.session_expiry_interval = Some(3600);
+    let (mut bob, _) = Raw::connect_with(&broker, c.clone()).await;
+    subscribe_codes(&mut bob, 1, &["alice/#"]).await;
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut root = connect_as(&broker, V5, "root", Some("root")).await;
+    publish_code(&mut root, "alice/for-bob", 1).await;
+    c.username = Some("carol".try_into().unwrap());
+    let (mut carol, connack) = Raw::connect_with(&broker, c).await;
+    assert!(matches!(connack, Packet::ConnAck(ref a) if a.session_present));
+    assert!(
+        received(&mut carol).await.is_empty(),
+        "carol got bob's message"
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_will_on_sys_is_refused_even_without_an_acl() {
+    // Catalogue P5 for wills: a retained will must not plant a $SYS message.
+    let broker = broker().await;
+    let mut c = as_user(V5, "w", None);
+    c.will = Some(Will {
+        topic: TopicName::try_from("$SYS/broker/version").unwrap(),
+        payload: "spoofed".into(),
+        qos: QoS::AtMostOnce,
+        retain: true,
+        properties: Default::default(),
+    });
+    let (_, connack) = Raw::connect_with(&broker, c).await;
+    assert!(
+        matches!(connack, Packet::ConnAck(ref a) if a.reason_code == ReasonCode::NOT_AUTHORIZED),
+        "{connack:?}"
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reload_with_other_listeners_changes_nothing() {
+    // Per-listener files are matched by position: a changed list would
+    // give one listener another's rules.
+    let dir = tempfile::tempdir().unwrap();
+    let acl = write_rules(dir.path(), RULES);
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        sys_interval: 0,
+        durability: Durability::Memory,
+        acl_file: acl.clone(),
+        ..Config::default()
+    };
+    let broker = Broker::start(config.clone()).await.unwrap();
+    std::fs::write(&acl, "").unwrap();
+    let mut changed = config.clone();
+    changed
+        .listeners
+        .push(pigeon_broker::config::ListenerConfig::default_websocket());
+    let errors = broker.reload(&changed);
+    assert!(
+        errors.len() == 1 && errors[0].contains("restart"),
+        "{errors:?}"
+    );
+    // The old rules still apply (the empty file would deny everything).
+    let mut alice = connect_as(&broker, V5, "alice", Some("alice")).await;
+    assert!(!publish_code(&mut alice, "alice/x", 1).await.is_error());
+    broker.shutdown().await;
+}

@@ -256,7 +256,7 @@ fn reload(broker: &Broker, args: &BrokerArgs) {
         tracing::error!("reload: {e}; the old one stays");
     }
     if errors.is_empty() {
-        tracing::info!("reloaded certificates and the password file");
+        tracing::info!("reloaded certificates, password files and ACLs");
     }
 }
 

@@ -12,9 +12,11 @@
 //! A `deny` rule that matches wins over any grant; otherwise access needs a
 //! `read`, `write` or `readwrite` (the default) rule of the client's own
 //! section (`user NAME`, or the anonymous section before the first `user`
-//! line) or a `pattern`. A `%u`/`%c` is substituted only with a name that
-//! is one topic level without wildcards: a client called `+` or `a/b`
-//! matches no pattern. An empty file denies everything (CVE-2018-12550),
+//! line) or a `pattern`. In a pattern, `%u` and `%c` are whole topic
+//! levels, and stand only for a name that is one plain level: a client
+//! called `+` or `a/b` gets no grant from a pattern, and a deny pattern it
+//! cannot fill denies it everything. A mistyped access word is an error,
+//! never part of a topic. An empty file denies everything (CVE-2018-12550),
 //! and `#` at the first level never covers `$SYS` (MQTT-4.7.2-1), so
 //! `$SYS` is readable only where a rule names it.
 //!
@@ -24,7 +26,6 @@
 //! name for read, so a revoked right stops messages to durable
 //! subscriptions too (CVE-2021-34434).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
@@ -129,7 +130,7 @@ impl AclFile {
                     user = Some(rest.to_owned());
                 }
                 "topic" | "pattern" => {
-                    let rule = parse_rule(rest).map_err(bad)?;
+                    let rule = parse_rule(rest, word == "pattern").map_err(bad)?;
                     let rules = match (word, &user) {
                         ("pattern", _) => &mut acl.patterns,
                         (_, Some(user)) => acl.users.entry(user.clone()).or_default(),
@@ -176,11 +177,19 @@ impl AclFile {
             }
             let applied = match (pattern, against) {
                 (false, _) => against.applies(&rule.levels),
-                // Delivery checks run for every message: no allocation.
-                (true, Against::Topic(topic)) => matches_pattern(&rule.levels, topic, who),
-                (true, Against::Filter(_)) => {
-                    substitute(&rule.levels, who).is_some_and(|l| against.applies(&l))
-                }
+                (true, _) => match names(&rule.levels, who) {
+                    // No user name: the pattern is not about this client.
+                    Names::Missing => false,
+                    // A name that is not one plain level (`+`, `#`, `/`,
+                    // empty) gets no grant from a pattern, and a deny
+                    // pattern that needs it denies everything: fail closed.
+                    Names::Unusable => deny,
+                    // Delivery checks run for every message: no allocation.
+                    Names::Usable => match against {
+                        Against::Topic(topic) => matches_pattern(&rule.levels, topic, who),
+                        Against::Filter(_) => against.applies(&substitute(&rule.levels, who)),
+                    },
+                },
             };
             if !applied {
                 continue;
@@ -237,6 +246,9 @@ impl Identity {
 /// The ACL files of a configuration: the global one and each listener's.
 #[derive(Debug, Default)]
 pub struct AclSet {
+    /// Distinguishes loads (never 0): a message queued under another
+    /// generation is checked again when it is sent.
+    pub generation: u64,
     global: Option<AclFile>,
     /// Per listener (index in `config.listeners`): its own file, if any.
     listeners: Vec<Option<AclFile>>,
@@ -267,7 +279,9 @@ impl AclSet {
             };
             listeners.push(own);
         }
+        static LOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(AclSet {
+            generation: LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             global,
             listeners,
             deny_all: AclFile::default(),
@@ -342,19 +356,34 @@ impl Against<'_> {
 }
 
 /// `[read|write|readwrite|deny] FILTER`.
-fn parse_rule(rest: &str) -> Result<Rule, String> {
+fn parse_rule(rest: &str, pattern: bool) -> Result<Rule, String> {
     let (word, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
     let (kind, filter) = match word {
         "read" => (Kind::Read, after.trim()),
         "write" => (Kind::Write, after.trim()),
         "readwrite" => (Kind::ReadWrite, after.trim()),
         "deny" => (Kind::Deny, after.trim()),
+        // A mistyped access word must not become part of a topic (a
+        // `Deny` that silently grants readwrite).
+        _ if !after.trim().is_empty() => {
+            return Err(format!(
+                "unknown access `{word}`: expected read, write, readwrite or deny"
+            ))
+        }
         _ => (Kind::ReadWrite, rest),
     };
     if filter.is_empty() {
         return Err("a `topic`/`pattern` line needs a topic filter".into());
     }
     let levels: Vec<String> = filter.split('/').map(str::to_owned).collect();
+    let partial = |l: &str| l.contains("%u") || l.contains("%c");
+    if pattern && levels.iter().any(|l| partial(l) && l != "%u" && l != "%c") {
+        // `d/%c-%u` would let user `ann` with client id `x-mary` read
+        // what is meant for user `mary-ann` with client id `x`.
+        return Err(format!(
+            "`{filter}`: %u and %c must each be a whole topic level, e.g. `devices/%c/state`"
+        ));
+    }
     for (i, level) in levels.iter().enumerate() {
         let wild = level.contains(['+', '#']);
         let valid = match level.as_str() {
@@ -372,34 +401,43 @@ fn parse_rule(rest: &str) -> Result<Rule, String> {
     Ok(Rule { kind, levels })
 }
 
-/// A pattern's levels with `%u` and `%c` replaced; `None` when a name
-/// it needs is missing or is not a plain topic level (the pattern then
-/// does not apply).
-fn substitute<'a>(levels: &'a [String], who: Who<'_>) -> Option<Vec<Cow<'a, str>>> {
+/// Whether a pattern's `%u`/`%c` levels can stand for this client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Names {
+    Usable,
+    /// It needs a user name and the client has none.
+    Missing,
+    /// A name it needs is empty or holds `+`, `#` or `/`.
+    Unusable,
+}
+
+fn names(levels: &[String], who: Who<'_>) -> Names {
     let plain = |name: &str| !name.is_empty() && !name.contains(['+', '#', '/']);
-    let mut out = Vec::with_capacity(levels.len());
+    let mut found = Names::Usable;
     for level in levels {
-        if !level.contains('%') {
-            out.push(Cow::Borrowed(level.as_str()));
-            continue;
+        match level.as_str() {
+            "%c" if !plain(who.client_id) => return Names::Unusable,
+            "%u" => match who.username {
+                None => found = Names::Missing,
+                Some(user) if !plain(user) => return Names::Unusable,
+                Some(_) => {}
+            },
+            _ => {}
         }
-        // One pass, so a name containing `%c` is not substituted again.
-        let mut made = String::with_capacity(level.len() + 16);
-        let mut rest = level.as_str();
-        while let Some(at) = rest.find('%') {
-            made.push_str(&rest[..at]);
-            let (name, skip) = match rest.get(at..at + 2) {
-                Some("%u") => (who.username.filter(|u| plain(u))?, 2),
-                Some("%c") => (Some(who.client_id).filter(|c| plain(c))?, 2),
-                _ => ("%", 1),
-            };
-            made.push_str(name);
-            rest = &rest[at + skip..];
-        }
-        made.push_str(rest);
-        out.push(Cow::Owned(made));
     }
-    Some(out)
+    found
+}
+
+/// A pattern's levels with `%u` and `%c` replaced (`names` said usable).
+fn substitute<'a>(levels: &'a [String], who: Who<'a>) -> Vec<&'a str> {
+    levels
+        .iter()
+        .map(|level| match level.as_str() {
+            "%u" => who.username.unwrap_or_default(),
+            "%c" => who.client_id,
+            other => other,
+        })
+        .collect()
 }
 
 /// Whether the filter `levels` matches the topic name `topic`
@@ -409,11 +447,12 @@ fn matches_topic<L: AsRef<str>>(levels: &[L], topic: &str) -> bool {
 }
 
 /// Whether a pattern's levels, with `%u`/`%c` standing for the client's
-/// names, match `topic`; false when a name it needs is not a plain level.
+/// names (`names` said usable), match `topic`.
 fn matches_pattern(levels: &[String], topic: &str, who: Who<'_>) -> bool {
-    matches_with(levels, topic, |rule, level| match rule.contains('%') {
-        false => rule == level,
-        true => template_matches(rule, level, who),
+    matches_with(levels, topic, |rule, level| match rule {
+        "%u" => who.username == Some(level),
+        "%c" => who.client_id == level,
+        _ => rule == level,
     })
 }
 
@@ -442,35 +481,6 @@ fn matches_with<L: AsRef<str>>(
         }
     }
     names.next().is_none()
-}
-
-/// Whether the pattern level `template` (with `%u`, `%c`) reads `level`
-/// for this client, without building the substituted string.
-fn template_matches(template: &str, mut level: &str, who: Who<'_>) -> bool {
-    let plain = |name: &str| !name.is_empty() && !name.contains(['+', '#', '/']);
-    let mut rest = template;
-    while let Some(at) = rest.find('%') {
-        let Some(after) = level.strip_prefix(&rest[..at]) else {
-            return false;
-        };
-        let (name, skip) = match rest.get(at..at + 2) {
-            Some("%u") => match who.username.filter(|u| plain(u)) {
-                Some(user) => (user, 2),
-                None => return false,
-            },
-            Some("%c") => match Some(who.client_id).filter(|c| plain(c)) {
-                Some(id) => (id, 2),
-                None => return false,
-            },
-            _ => ("%", 1),
-        };
-        let Some(after) = after.strip_prefix(name) else {
-            return false;
-        };
-        level = after;
-        rest = &rest[at + skip..];
-    }
-    level == rest
 }
 
 /// Whether the rule filter `levels` covers every topic the subscription
@@ -513,7 +523,7 @@ topic read shared/#
 
 pattern write devices/%c/state
 pattern read users/%u/inbox
-pattern readwrite d/%c-%u/x
+pattern readwrite d/%c/%u/x
 ";
 
     fn who<'a>(username: Option<&'a str>, client_id: &'a str) -> Who<'a> {
@@ -567,7 +577,7 @@ pattern readwrite d/%c-%u/x
         assert!(!acl.allows(alice, "devices/dev2/state", Access::Write));
         assert!(acl.allows(alice, "users/alice/inbox", Access::Read));
         assert!(!acl.allows(alice, "users/bob/inbox", Access::Read));
-        assert!(acl.allows(alice, "d/dev1-alice/x", Access::Write));
+        assert!(acl.allows(alice, "d/dev1/alice/x", Access::Write));
         // Anonymous clients match %c patterns but no %u pattern.
         let anon = who(None, "dev3");
         assert!(acl.allows(anon, "devices/dev3/state", Access::Write));
@@ -576,44 +586,70 @@ pattern readwrite d/%c-%u/x
         assert!(!acl.allows(who(None, "+"), "devices/x/state", Access::Write));
         assert!(!acl.allows(who(None, "a/b"), "devices/a/b/state", Access::Write));
         assert!(!acl.allows(who(Some("#"), "c"), "users/x/inbox", Access::Read));
-        // A user name holding `%c` is not substituted again.
+        // A user name holding `%c` is a name, not a placeholder.
         let odd = who(Some("%c"), "dev9");
-        assert!(acl.allows(odd, "d/dev9-%c/x", Access::Read));
-        assert!(!acl.allows(odd, "d/dev9-dev9/x", Access::Read));
+        assert!(acl.allows(odd, "d/dev9/%c/x", Access::Read));
+        assert!(!acl.allows(odd, "d/dev9/dev9/x", Access::Read));
+    }
+
+    #[test]
+    fn a_deny_pattern_a_client_cannot_fill_denies_it_everything() {
+        let text = "topic read clients/#\npattern deny clients/%c/secret\n";
+        let acl = AclFile::parse(text).unwrap();
+        assert!(acl.allows(who(None, "a"), "clients/b/secret", Access::Read));
+        assert!(!acl.allows(who(None, "a"), "clients/a/secret", Access::Read));
+        // `a/b` or `+` cannot be substituted: fail closed, not open.
+        for id in ["a/b", "+", "#"] {
+            let anon = who(None, id);
+            assert!(
+                !acl.allows(anon, "clients/a/b/secret", Access::Read),
+                "{id}"
+            );
+            assert!(!acl.allows(anon, "clients/x", Access::Read), "{id}");
+        }
+        // No user name: a %u deny pattern is not about this client.
+        let acl = AclFile::parse("topic read x/#\npattern deny x/%u\n").unwrap();
+        assert!(acl.allows(who(None, "c"), "x/y", Access::Read));
+        let acl = AclFile::parse("user y\ntopic read x/#\npattern deny x/%u\n").unwrap();
+        assert!(!acl.allows(who(Some("y"), "c"), "x/y", Access::Read));
+        assert!(acl.allows(who(Some("y"), "c"), "x/z", Access::Read));
     }
 
     #[test]
     fn patterns_match_in_place_as_they_would_substituted() {
         // The delivery path matches patterns without building strings;
         // it must agree with substituting and matching.
-        let patterns = ["a/%c", "%u/+/x", "d/%c-%u/#", "p%%/%u%c", "#", "+/%u", "%c"];
+        let patterns = [
+            "a/%c",
+            "%u/+/x",
+            "d/%c/%u/#",
+            "p%%/%u/%c",
+            "#",
+            "+/%u",
+            "%c",
+        ];
         let topics = [
             "a/dev",
             "a/dev/x",
             "u/1/x",
-            "d/dev-u/x/y",
-            "d/dev-u",
-            "p%%/udev",
+            "d/dev/u/x/y",
+            "d/dev/u",
+            "p%%/u/dev",
             "$x/u",
             "dev",
             "a/+",
         ];
-        let names = [
-            (Some("u"), "dev"),
-            (None, "dev"),
-            (Some("u"), "a/b"),
-            (Some(""), "dev"),
-        ];
+        let clients = [(Some("u"), "dev"), (Some("dev"), "u"), (Some("x"), "y")];
         for pattern in patterns {
             let levels: Vec<String> = pattern.split('/').map(str::to_owned).collect();
             for topic in topics {
-                for (username, client_id) in names {
+                for (username, client_id) in clients {
                     let who = Who {
                         username,
                         client_id,
                     };
-                    let substituted =
-                        substitute(&levels, who).is_some_and(|l| matches_topic(&l, topic));
+                    assert_eq!(names(&levels, who), Names::Usable);
+                    let substituted = matches_topic(&substitute(&levels, who), topic);
                     assert_eq!(
                         matches_pattern(&levels, topic, who),
                         substituted,
@@ -679,10 +715,18 @@ pattern readwrite d/%c-%u/x
             ("topic a/#/b\n", 1, "not a valid topic filter"),
             ("topic read a+/b\n", 1, "not a valid topic filter"),
             ("  topic a\nallow all\n", 2, "unknown directive `allow`"),
+            ("topic a # trailing comment\n", 1, "unknown access `a`"),
+            // A typo in the access word is an error, not a topic.
+            ("user x\ntopic Deny secret/#\n", 2, "unknown access `Deny`"),
             (
-                "topic a # trailing comment\n",
+                "pattern read d/%c-%u\n",
                 1,
-                "not a valid topic filter",
+                "must each be a whole topic level",
+            ),
+            (
+                "pattern read d/x%c\n",
+                1,
+                "must each be a whole topic level",
             ),
         ];
         for (text, line, message) in cases {

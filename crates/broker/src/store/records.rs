@@ -48,13 +48,15 @@ impl SessionRecord {
     pub fn encode(&self) -> Vec<u8> {
         // Byte 0: bit 0 an expiry is set, bit 1 a will delay follows the
         // fixed fields (records written before will delays have neither),
-        // bit 2 an identity follows (listener name, then user name, each
-        // with a 2-byte length; user name length 0xFFFF for none).
+        // bit 2 an identity follows (the listener's name with a 2-byte
+        // length), bit 3 with a user name (a 2-byte length: MQTT strings
+        // are at most 65,535 bytes).
         let delay = self.will.as_ref().map_or(0, |w| w.delay);
         let mut out = Vec::with_capacity(17);
         let flags = u8::from(self.expiry.is_some())
             | u8::from(delay > 0) << 1
-            | u8::from(self.identity.is_some()) << 2;
+            | u8::from(self.identity.is_some()) << 2
+            | u8::from(self.identity.as_ref().is_some_and(|i| i.username.is_some())) << 3;
         out.push(flags);
         out.extend_from_slice(&self.expiry.unwrap_or(0).to_be_bytes());
         out.extend_from_slice(&self.disconnected_at.unwrap_or(0).to_be_bytes());
@@ -62,15 +64,22 @@ impl SessionRecord {
             out.extend_from_slice(&delay.to_be_bytes());
         }
         if let Some(identity) = &self.identity {
-            let name = identity.listener_name.as_bytes();
-            out.extend_from_slice(&(name.len().min(0xFFFE) as u16).to_be_bytes());
-            out.extend_from_slice(&name[..name.len().min(0xFFFE)]);
-            match identity.username.as_deref().map(str::as_bytes) {
-                Some(user) if user.len() < 0xFFFF => {
-                    out.extend_from_slice(&(user.len() as u16).to_be_bytes());
-                    out.extend_from_slice(user);
+            // A listener's name is its address; a user name comes from an
+            // MQTT string or a certificate (both far below 64 KiB, and
+            // cut at a character boundary if not).
+            let short = |text: &str| {
+                let mut end = text.len().min(0xFFFF);
+                while !text.is_char_boundary(end) {
+                    end -= 1;
                 }
-                _ => out.extend_from_slice(&[0xFF, 0xFF]),
+                text.as_bytes()[..end].to_vec()
+            };
+            let name = short(&identity.listener_name);
+            out.extend_from_slice(&(name.len() as u16).to_be_bytes());
+            out.extend_from_slice(&name);
+            if let Some(user) = identity.username.as_deref().map(short) {
+                out.extend_from_slice(&(user.len() as u16).to_be_bytes());
+                out.extend_from_slice(&user);
             }
         }
         if let Some(will) = self
@@ -92,18 +101,18 @@ impl SessionRecord {
         };
         let mut identity = None;
         if bytes[0] & 4 != 0 {
-            let field = |at: &mut usize| -> Option<Option<&str>> {
+            let field = |at: &mut usize| -> Option<&str> {
                 let len = u16::from_be_bytes(bytes.get(*at..*at + 2)?.try_into().ok()?);
                 *at += 2;
-                if len == 0xFFFF {
-                    return Some(None);
-                }
                 let text = std::str::from_utf8(bytes.get(*at..*at + usize::from(len))?).ok()?;
                 *at += usize::from(len);
-                Some(Some(text))
+                Some(text)
             };
-            let listener_name = field(&mut rest)??;
-            let username = field(&mut rest)?;
+            let listener_name = field(&mut rest)?;
+            let username = match bytes[0] & 8 {
+                0 => None,
+                _ => Some(field(&mut rest)?),
+            };
             identity = Some(Arc::new(Identity {
                 username: username.map(Into::into),
                 listener: None,
@@ -283,7 +292,8 @@ mod tests {
             Some(delayed.clone())
         );
         // With an identity (and a will after it), anonymous or named.
-        for username in [None, Some("alice"), Some("")] {
+        let long = "u".repeat(65_535);
+        for username in [None, Some("alice"), Some(""), Some(long.as_str())] {
             let mut with = delayed.clone();
             with.identity = Some(Arc::new(Identity {
                 username: username.map(Into::into),
