@@ -968,7 +968,7 @@ impl Conn {
             let message = format!("ACL denies {what} '{topic}' for user '{user}'");
             match std::mem::replace(&mut self.acl_logged, true) {
                 false => {
-                    tracing::info!(client_id = %client_id, listener = %self.listener.name, "{message} (further refusals of this client are logged at debug level)")
+                    tracing::info!(client_id = %client_id, peer = ?self.stream.peer_addr().ok(), listener = %self.listener.name, "{message} (further refusals of this client are logged at debug level)")
                 }
                 true => tracing::debug!(client_id = %client_id, "{message}"),
             }
