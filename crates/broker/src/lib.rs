@@ -76,7 +76,7 @@ mod sys;
 mod transport;
 
 pub use config::{Config, ConfigError, Durability};
-pub use server::{open_store, Broker};
+pub use server::{check_files, open_store, Broker};
 
 /// The protocol core this broker is built on, re-exported for embedders.
 pub use pigeon_proto as proto;

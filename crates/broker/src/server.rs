@@ -314,6 +314,18 @@ async fn housekeeping(shared: Arc<Shared>, mut stop: broadcast::Receiver<()>) {
     }
 }
 
+/// Reads every file `config` names without starting anything (what
+/// `pigeon broker --test-config` checks): certificates and keys, password
+/// files, the SCRAM users file and ACL files. The error is one line.
+pub fn check_files(config: &Config) -> io::Result<()> {
+    for listener in &config.listeners {
+        listeners::wrap(listener)?;
+    }
+    DefaultPolicy::from_config(config).map_err(io::Error::other)?;
+    AclSet::load(config).map_err(io::Error::other)?;
+    Ok(())
+}
+
 /// The store `config` asks for.
 pub fn open_store(config: &Config) -> Result<Box<dyn Store>, OpenError> {
     let mode = match config.durability {

@@ -172,8 +172,9 @@ fn load_config(args: &BrokerArgs) -> anyhow::Result<Config> {
 
 fn run_broker(args: BrokerArgs) -> anyhow::Result<()> {
     let config = load_config(&args)?;
-    // Reads the SCRAM users file too, so --test-config checks it.
-    DefaultPolicy::from_config(&config)?;
+    // Certificates, password, SCRAM and ACL files: --test-config checks
+    // them all, and a bad one stops the start with one line.
+    pigeon_broker::check_files(&config)?;
     if args.test_config {
         println!("configuration ok");
         return Ok(());

@@ -362,11 +362,14 @@ fn bad_listener_configuration_is_one_line() {
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, format!("durability = \"memory\"\ndata_dir = \"{d}/data\"\n{config}"))
             .unwrap();
-        let out = pigeon(&["broker", "-c", path.to_str().unwrap(), "-p", "0"]);
-        assert_eq!(code(&out), 1, "{config}");
-        let err = stderr(&out);
-        assert!(err.contains(says), "{config}: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        // Starting, and checking with --test-config, say the same.
+        for check in [&["-p", "0"][..], &["--test-config"][..]] {
+            let out = pigeon(&[&["broker", "-c", path.to_str().unwrap()][..], check].concat());
+            assert_eq!(code(&out), 1, "{config} {check:?}");
+            let err = stderr(&out);
+            assert!(err.contains(says), "{config} {check:?}: {err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        }
     }
 }
 
