@@ -49,6 +49,20 @@ fn write_rules(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
+/// A memory broker's configuration with `RULES` as its ACL file (returned
+/// too, to be rewritten before a reload).
+fn acl_config(dir: &Path) -> (Config, PathBuf) {
+    let acl = write_rules(dir, RULES);
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        sys_interval: 0,
+        durability: Durability::Memory,
+        acl_file: acl.clone(),
+        ..Config::default()
+    };
+    (config, acl)
+}
+
 async fn acl_broker(dir: &Path, change: impl FnOnce(&mut Config)) -> Broker {
     let acl = write_rules(dir, RULES);
     broker_with(|c| {
@@ -297,14 +311,7 @@ async fn sys_is_readable_only_where_a_rule_names_it() {
 #[tokio::test]
 async fn reloaded_rules_apply_to_stored_subscriptions_and_a_broken_file_keeps_the_old_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let acl = write_rules(dir.path(), RULES);
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        sys_interval: 0,
-        durability: Durability::Memory,
-        acl_file: acl.clone(),
-        ..Config::default()
-    };
+    let (mut config, acl) = acl_config(dir.path());
     let broker = Broker::start(config.clone()).await.unwrap();
     let mut bob = connect_as(&broker, V5, "bob", Some("bob")).await;
     subscribe_codes(&mut bob, 1, &["alice/#"]).await;
@@ -421,14 +428,7 @@ async fn messages_queued_before_a_revocation_are_not_sent_after_it() {
     // Catalogue AU3 (CVE-2021-34434), offline then online: bob's right is
     // revoked while messages wait in his stored session.
     let dir = tempfile::tempdir().unwrap();
-    let acl = write_rules(dir.path(), RULES);
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        sys_interval: 0,
-        durability: Durability::Memory,
-        acl_file: acl.clone(),
-        ..Config::default()
-    };
+    let (config, acl) = acl_config(dir.path());
     let broker = Broker::start(config.clone()).await.unwrap();
     let mut c = as_user(V5, "bob-phone", Some("bob"));
     c.clean_start = false;
@@ -500,14 +500,7 @@ async fn a_reload_with_other_listeners_changes_nothing() {
     // Per-listener files are matched by position: a changed list would
     // give one listener another's rules.
     let dir = tempfile::tempdir().unwrap();
-    let acl = write_rules(dir.path(), RULES);
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        sys_interval: 0,
-        durability: Durability::Memory,
-        acl_file: acl.clone(),
-        ..Config::default()
-    };
+    let (config, acl) = acl_config(dir.path());
     let broker = Broker::start(config.clone()).await.unwrap();
     std::fs::write(&acl, "").unwrap();
     let mut changed = config.clone();
